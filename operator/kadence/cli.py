@@ -1,0 +1,73 @@
+"""The ``kadence`` command: one binary, one role per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from kadence.config import Settings
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def _cmd_migrate(settings: Settings, options: argparse.Namespace) -> int:
+    from kadence.store.migrate import migrate
+
+    applied = migrate(settings.owner_database_url, settings.app_role)
+    print(f"migrations applied: {', '.join(applied) if applied else 'none (up to date)'}")
+    return 0
+
+
+def _cmd_worker(settings: Settings, options: argparse.Namespace) -> int:
+    from kadence.worker import run_worker_pool
+
+    return run_worker_pool(settings, options.concurrency)
+
+
+def _cmd_token_create(settings: Settings, options: argparse.Namespace) -> int:
+    from kadence.core import core_from_settings
+    from kadence.domain.models import UserContext
+
+    core = core_from_settings(settings)
+    try:
+        token = core.create_token(
+            UserContext.system(), options.user_id, "master" if options.master else "user", options.description
+        )
+    finally:
+        core.close()
+    print(token)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kadence", description="Kadence task scheduler for Kubernetes.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    migrate = commands.add_parser("migrate", help="apply database migrations (as the table owner)")
+    migrate.set_defaults(run=_cmd_migrate)
+
+    worker = commands.add_parser("worker", help="run worker processes")
+    worker.add_argument("--concurrency", type=int, default=5, help="number of worker processes (default 5)")
+    worker.set_defaults(run=_cmd_worker)
+
+    token = commands.add_parser("token", help="manage API tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    create = token_commands.add_parser("create", help="mint a bearer token and print it once")
+    create.add_argument("--user-id", type=int, required=True)
+    create.add_argument("--master", action="store_true", help="the token sees and changes everything")
+    create.add_argument("--description", default="")
+    create.set_defaults(run=_cmd_token_create)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    options = build_parser().parse_args(argv)
+    settings = Settings()
+    _configure_logging(settings)
+    if getattr(options, "concurrency", 1) < 1:
+        print("--concurrency must be at least 1", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(options.run(settings, options))

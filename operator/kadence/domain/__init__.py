@@ -1,0 +1,1 @@
+"""Kadence's pure core: models, cron maths, policies and errors. No I/O, no frameworks."""

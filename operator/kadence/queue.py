@@ -1,0 +1,523 @@
+"""The RQ adapter: priority queues, precise delays, retries, cancel, pause and retention.
+
+RQ gives Kadence its workers, job hashes and registries. Two things Kadence does itself:
+
+- **Timing.** RQ's scheduler stores whole seconds and polls once a second, so its delayed
+  jobs start up to a second early or late. Kadence keeps delayed jobs (and retries) in its
+  own sorted sets scored in milliseconds and moves them to their queue with one atomic
+  script the moment they are due (see :meth:`TaskQueue.promote_due`), woken by a pub/sub
+  message whenever an earlier job arrives. Any number of processes may promote at once.
+- **Pause.** RQ's suspension is only checked between jobs, so a worker blocked waiting
+  would still take the next job. Kadence pauses the way BullMQ does: waiting jobs move to a
+  paused list that no worker listens on, and everything enqueued meanwhile lands there too.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import WatchError
+from rq import Queue
+from rq.callbacks import Callback
+from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE
+from rq.job import Job as RQJob
+from rq.job import JobStatus, Retry
+from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
+from rq.serializers import JSONSerializer
+
+from kadence.domain.errors import Unavailable
+from kadence.domain.models import PRIORITIES_BY_URGENCY, JobState, Priority, QueueStats, TaskSpec
+from kadence.domain.policies import backoff_schedule
+
+log = logging.getLogger(__name__)
+
+PERFORM = "kadence.worker.perform_task"
+ON_SUCCESS = "kadence.worker.on_job_success"
+ON_FAILURE = "kadence.worker.on_job_failure"
+
+PAUSED_KEY = "kadence:paused"
+WAKE_CHANNEL = "kadence:wake"
+SERIALIZER = JSONSerializer
+
+_RQ_TO_STATE = {
+    JobStatus.QUEUED: JobState.WAITING,
+    JobStatus.DEFERRED: JobState.WAITING,
+    JobStatus.SCHEDULED: JobState.DELAYED,
+    JobStatus.STARTED: JobState.ACTIVE,
+    JobStatus.FINISHED: JobState.COMPLETED,
+    JobStatus.FAILED: JobState.FAILED,
+    JobStatus.CANCELED: JobState.CANCELLED,
+    JobStatus.STOPPED: JobState.CANCELLED,
+}
+
+
+def delayed_key(queue_name: str) -> str:
+    return f"kadence:delayed:{queue_name}"
+
+
+def paused_key(queue_name: str) -> str:
+    return f"kadence:paused-queue:{queue_name}"
+
+
+def queue_key(queue_name: str) -> str:
+    return f"{Queue.redis_queue_namespace_prefix}{queue_name}"
+
+
+def _now_ms() -> float:
+    return time.time() * 1000.0
+
+
+def _ms(when: datetime) -> float:
+    return when.timestamp() * 1000.0
+
+
+# Push a job id on its queue, or on the queue's paused list while Kadence is paused.
+# KEYS: paused flag, queue list, paused list. ARGV: job id, "1" to push at the front.
+_PUSH = """
+local target = KEYS[2]
+if redis.call('EXISTS', KEYS[1]) == 1 then target = KEYS[3] end
+if ARGV[2] == '1' then redis.call('LPUSH', target, ARGV[1]) else redis.call('RPUSH', target, ARGV[1]) end
+return 1
+"""
+
+# Move due delayed jobs to their queues. KEYS: paused flag, then (delayed zset, queue list,
+# paused list) per queue, most urgent first so a blocked worker is handed the most urgent job.
+# ARGV: now (ms), batch limit, enqueued_at text, job key prefix.
+_PROMOTE = """
+local paused = redis.call('EXISTS', KEYS[1]) == 1
+local moved = 0
+for i = 2, #KEYS, 3 do
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+  for _, id in ipairs(ids) do
+    redis.call('ZREM', KEYS[i], id)
+    local jkey = ARGV[4] .. id
+    if redis.call('HGET', jkey, 'status') == 'scheduled' then
+      redis.call('HSET', jkey, 'status', 'queued', 'enqueued_at', ARGV[3])
+      if paused then redis.call('RPUSH', KEYS[i + 2], id) else redis.call('RPUSH', KEYS[i + 1], id) end
+      moved = moved + 1
+    end
+  end
+end
+return moved
+"""
+
+# Cancel a job that has not started: take it out of its queue, paused list or delayed set.
+# KEYS: job hash, queue list, paused list, delayed zset. ARGV: job id, ttl. Returns the old status.
+_CANCEL = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return false end
+if status == 'queued' or status == 'scheduled' or status == 'deferred' then
+  redis.call('LREM', KEYS[2], 0, ARGV[1])
+  redis.call('LREM', KEYS[3], 0, ARGV[1])
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  redis.call('HSET', KEYS[1], 'status', 'canceled')
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+end
+return status
+"""
+
+# Pause: move every waiting job to its paused list. KEYS: flag, then (queue, paused) pairs.
+_PAUSE = """
+redis.call('SET', KEYS[1], '1')
+for i = 2, #KEYS, 2 do
+  while true do
+    local id = redis.call('LMOVE', KEYS[i], KEYS[i + 1], 'LEFT', 'RIGHT')
+    if not id then break end
+  end
+end
+return 1
+"""
+
+# Resume: paused jobs go back in front of anything pushed meanwhile, most urgent queue first.
+_RESUME = """
+redis.call('DEL', KEYS[1])
+for i = 2, #KEYS, 2 do
+  while true do
+    local id = redis.call('RPOP', KEYS[i + 1])
+    if not id then break end
+    redis.call('LPUSH', KEYS[i], id)
+  end
+end
+return 1
+"""
+
+
+class KadenceQueue(Queue):
+    """An RQ queue whose delayed jobs (including RQ's own retries) keep millisecond times."""
+
+    def schedule_job(  # type: ignore[override]
+        self, job: RQJob, datetime: datetime, pipeline: Any = None, unique: bool = False
+    ) -> RQJob:
+        pipe = pipeline if pipeline is not None else self.connection.pipeline()
+        if datetime.tzinfo is None:
+            datetime = datetime.replace(tzinfo=UTC)
+        pipe.sadd(self.redis_queues_keys, self.key)
+        job.origin = self.name
+        job.set_status(JobStatus.SCHEDULED, pipeline=pipe)
+        job.save(pipeline=pipe)
+        score = _ms(datetime)
+        pipe.zadd(delayed_key(self.name), {job.id: score})
+        pipe.publish(WAKE_CHANNEL, f"{score:.0f}")
+        if pipeline is None:
+            pipe.execute()
+        return job
+
+
+class KadenceStartedJobRegistry(StartedJobRegistry):
+    """Started-job registry whose abandoned-job cleanup retries through :class:`KadenceQueue`."""
+
+    def get_queue(self) -> Queue:
+        return KadenceQueue(self.name, connection=self.connection, serializer=self.serializer)
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """The outcome of putting one job on a queue."""
+
+    job_id: str
+    created: bool  # False when a job with this id already existed (an idempotent retry)
+
+
+def job_payload(job_id: str, spec: TaskSpec, scheduled_for: datetime | None, schedule_id: int | None) -> dict[str, Any]:
+    """The keyword arguments the worker's entry point receives (JSON only)."""
+    return {
+        "job_id": job_id,
+        "task_id": spec.task_id,
+        "user_id": spec.user_id,
+        "task_goal": spec.task_goal,
+        "priority": spec.priority.value,
+        "handler": spec.handler,
+        "args": spec.args,
+        "max_attempts": spec.max_attempts,
+        "scheduled_for": scheduled_for.isoformat() if scheduled_for else None,
+        "schedule_id": schedule_id,
+    }
+
+
+class TaskQueue:
+    """Kadence's view of Redis: the four priority queues and what surrounds them."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        completed_keep: int = 100,
+        completed_max_age_seconds: int = 86400,
+        failed_keep: int = 1000,
+    ) -> None:
+        self.redis = redis
+        self.completed_keep = completed_keep
+        self.completed_max_age_seconds = completed_max_age_seconds
+        self.failed_keep = failed_keep
+        self.queues: dict[Priority, KadenceQueue] = {
+            priority: KadenceQueue(priority.queue_name, connection=redis, serializer=SERIALIZER)
+            for priority in PRIORITIES_BY_URGENCY
+        }
+        self._push = redis.register_script(_PUSH)
+        self._promote = redis.register_script(_PROMOTE)
+        self._cancel = redis.register_script(_CANCEL)
+        self._pause = redis.register_script(_PAUSE)
+        self._resume = redis.register_script(_RESUME)
+
+    # -- building and enqueueing -------------------------------------------------------
+
+    def _build(self, job_id: str, spec: TaskSpec, scheduled_for: datetime | None, schedule_id: int | None) -> RQJob:
+        queue = self.queues[spec.priority]
+        delays = backoff_schedule(spec.backoff, spec.max_attempts)
+        return queue.create_job(
+            PERFORM,
+            kwargs=job_payload(job_id, spec, scheduled_for, schedule_id),
+            job_id=job_id,
+            timeout=spec.timeout_seconds,
+            result_ttl=self.completed_max_age_seconds,
+            failure_ttl=self.completed_max_age_seconds * 7,
+            retry=Retry(max=spec.max_attempts - 1, interval=delays) if delays else None,  # type: ignore[arg-type]
+            on_success=Callback(ON_SUCCESS),
+            on_failure=Callback(ON_FAILURE),
+            description=f"{spec.handler} task {spec.task_id}",
+        )
+
+    def _stage(self, pipe: Any, job: RQJob, queue: KadenceQueue, run_at: datetime | None, now: datetime) -> None:
+        """Add the commands that save ``job`` and queue it (now or at ``run_at``) to ``pipe``."""
+        if run_at is not None and run_at > now:
+            queue.schedule_job(job, run_at, pipeline=pipe)
+            return
+        pipe.sadd(queue.redis_queues_keys, queue.key)
+        job.origin = queue.name
+        job.enqueued_at = now
+        job.set_status(JobStatus.QUEUED, pipeline=pipe)
+        job.save(pipeline=pipe)
+        self._push(keys=[PAUSED_KEY, queue.key, paused_key(queue.name)], args=[job.id, "0"], client=pipe)
+
+    def enqueue(
+        self,
+        job_id: str,
+        spec: TaskSpec,
+        *,
+        run_at: datetime | None = None,
+        schedule_id: int | None = None,
+    ) -> Enqueued:
+        """Queue a job now (or at ``run_at``); a second call with the same id changes nothing."""
+        now = datetime.now(UTC)
+        job = self._build(job_id, spec, run_at, schedule_id)
+        queue = self.queues[spec.priority]
+        try:
+            with self.redis.pipeline() as pipe:
+                try:
+                    pipe.watch(job.key)
+                    if pipe.exists(job.key):
+                        return Enqueued(job_id, created=False)
+                    pipe.multi()
+                    self._stage(pipe, job, queue, run_at, now)
+                    pipe.execute()
+                except WatchError:
+                    return Enqueued(job_id, created=False)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise Unavailable(f"Redis is unreachable: {exc}") from exc
+        return Enqueued(job_id, created=True)
+
+    def enqueue_many(self, jobs: Iterable[tuple[str, TaskSpec, datetime | None]]) -> None:
+        """Queue many new jobs in one round trip (ids must be fresh: no duplicate check)."""
+        now = datetime.now(UTC)
+        try:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for job_id, spec, run_at in jobs:
+                    job = self._build(job_id, spec, run_at, None)
+                    self._stage(pipe, job, self.queues[spec.priority], run_at, now)
+                pipe.execute()
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise Unavailable(f"Redis is unreachable: {exc}") from exc
+
+    # -- timing ------------------------------------------------------------------------
+
+    def _promote_keys(self) -> list[str]:
+        keys = [PAUSED_KEY]
+        for queue in self.queues.values():
+            keys += [delayed_key(queue.name), queue.key, paused_key(queue.name)]
+        return keys
+
+    def promote_due(self, now_ms: float | None = None, limit: int = 1000) -> int:
+        """Move every delayed job whose time has come to its queue; returns how many moved."""
+        moment = _now_ms() if now_ms is None else now_ms
+        enqueued_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        total = 0
+        while True:
+            moved = int(self._promote(keys=self._promote_keys(), args=[f"{moment:.3f}", limit, enqueued_at, RQJob.redis_job_namespace_prefix]))
+            total += moved
+            if moved < limit:
+                return total
+
+    def next_due_ms(self) -> float | None:
+        """When the earliest delayed job is due (epoch milliseconds), or None."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for queue in self.queues.values():
+                pipe.zrange(delayed_key(queue.name), 0, 0, withscores=True)
+            firsts = [entry[0][1] for entry in pipe.execute() if entry]
+        return min(firsts) if firsts else None
+
+    # -- inspecting and cancelling -------------------------------------------------------
+
+    def fetch(self, job_id: str) -> RQJob | None:
+        try:
+            return RQJob.fetch(job_id, connection=self.redis, serializer=SERIALIZER)
+        except Exception:  # NoSuchJobError, or a hash that is not ours
+            return None
+
+    def state(self, job_id: str) -> JobState | None:
+        status = self.redis.hget(f"{RQJob.redis_job_namespace_prefix}{job_id}", "status")
+        if status is None:
+            return None
+        return _RQ_TO_STATE.get(JobStatus(status.decode() if isinstance(status, bytes) else status))
+
+    def cancel(self, job_id: str, priority: Priority) -> JobState | None:
+        """Take a waiting or delayed job off its queue; returns the state it was in.
+
+        A running job cannot be interrupted from here (workers run it in their own
+        process); the worker sees its cancelled record and neither records its result
+        nor retries it.
+        """
+        name = self.queues[priority].name
+        try:
+            status = self._cancel(
+                keys=[f"{RQJob.redis_job_namespace_prefix}{job_id}", queue_key(name), paused_key(name), delayed_key(name)],
+                args=[job_id, self.completed_max_age_seconds],
+            )
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise Unavailable(f"Redis is unreachable: {exc}") from exc
+        if status is None:
+            return None
+        text = status.decode() if isinstance(status, bytes) else str(status)
+        return _RQ_TO_STATE.get(JobStatus(text))
+
+    # -- pause -------------------------------------------------------------------------
+
+    def _pair_keys(self) -> list[str]:
+        keys = [PAUSED_KEY]
+        for queue in self.queues.values():
+            keys += [queue.key, paused_key(queue.name)]
+        return keys
+
+    def pause(self) -> None:
+        self._pause(keys=self._pair_keys())
+
+    def resume(self) -> None:
+        self._resume(keys=self._pair_keys())
+
+    def is_paused(self) -> bool:
+        return bool(self.redis.exists(PAUSED_KEY))
+
+    # -- statistics and housekeeping -----------------------------------------------------
+
+    def stats(self) -> QueueStats:
+        """Counts by state, overall and per priority (BullMQ's getJobCounts, by priority too)."""
+        try:
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.exists(PAUSED_KEY)
+                for queue in self.queues.values():
+                    pipe.llen(queue.key)
+                    pipe.llen(paused_key(queue.name))
+                    pipe.zcard(StartedJobRegistry(queue=queue).key)
+                    pipe.zcard(FinishedJobRegistry(queue=queue).key)
+                    pipe.zcard(FailedJobRegistry(queue=queue).key)
+                    pipe.zcard(delayed_key(queue.name))
+                    pipe.zcard(queue.scheduled_job_registry.key)
+                results = pipe.execute()
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise Unavailable(f"Redis is unreachable: {exc}") from exc
+        stats = QueueStats(is_paused=bool(results[0]))
+        for index, priority in enumerate(self.queues):
+            waiting, paused, active, completed, failed, delayed, rq_scheduled = results[1 + index * 7 : 8 + index * 7]
+            counts = {
+                "waiting": int(waiting),
+                "active": int(active),
+                "completed": int(completed),
+                "failed": int(failed),
+                "delayed": int(delayed) + int(rq_scheduled),
+                "paused": int(paused),
+            }
+            stats.by_priority[priority] = counts
+            stats.waiting += counts["waiting"]
+            stats.active += counts["active"]
+            stats.completed += counts["completed"]
+            stats.failed += counts["failed"]
+            stats.delayed += counts["delayed"]
+            stats.paused += counts["paused"]
+        return stats
+
+    def backlog(self, priorities: Iterable[Priority] | None = None) -> int:
+        """Jobs waiting (or paused) in the given queues: what a worker pool still has to do."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for priority in priorities or self.queues:
+                pipe.llen(self.queues[priority].key)
+                pipe.llen(paused_key(self.queues[priority].name))
+            return sum(int(count) for count in pipe.execute())
+
+    def apply_retention(self) -> int:
+        """Keep the newest ``completed_keep`` finished and ``failed_keep`` failed jobs; drop the rest."""
+        removed = 0
+        cutoff = time.time() - self.completed_max_age_seconds
+        for registry_class, keep in ((FinishedJobRegistry, self.completed_keep), (FailedJobRegistry, self.failed_keep)):
+            entries: list[tuple[float, str, Queue]] = []
+            for queue in self.queues.values():
+                registry = registry_class(queue=queue)
+                for member, score in self.redis.zrange(registry.key, 0, -1, withscores=True):
+                    job_id = member.decode() if isinstance(member, bytes) else member
+                    entries.append((score, job_id, queue))
+            entries.sort(reverse=True)
+            stale = entries[keep:]
+            if registry_class is FinishedJobRegistry:
+                stale += [entry for entry in entries[:keep] if self._finished_before(entry[1], cutoff)]
+            for _, job_id, queue in stale:
+                registry = registry_class(queue=queue)
+                with self.redis.pipeline() as pipe:
+                    pipe.zrem(registry.key, job_id)
+                    pipe.delete(f"{RQJob.redis_job_namespace_prefix}{job_id}")
+                    pipe.delete(f"{RQJob.redis_job_namespace_prefix}{job_id}:dependents")
+                    pipe.delete(f"rq:results:{job_id}")
+                    pipe.delete(f"rq:executions:{job_id}")
+                    pipe.execute()
+                removed += 1
+        return removed
+
+    def _finished_before(self, job_id: str, cutoff: float) -> bool:
+        ended = self.redis.hget(f"{RQJob.redis_job_namespace_prefix}{job_id}", "ended_at")
+        if not ended:
+            return True
+        text = ended.decode() if isinstance(ended, bytes) else str(ended)
+        try:
+            return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() < cutoff
+        except ValueError:
+            return False
+
+    def recover_abandoned(self, job_ids: Iterable[str] = ()) -> None:
+        """Fail (and so retry or finally fail) jobs whose worker died.
+
+        Jobs named in ``job_ids`` are treated as abandoned at once (their worker is known to
+        be dead); others are found when their started-registry entry expires.
+        """
+        wanted = set(job_ids)
+        for queue in self.queues.values():
+            registry = KadenceStartedJobRegistry(queue=queue)
+            if wanted:
+                for member in self.redis.zrange(registry.key, 0, -1):
+                    text = member.decode() if isinstance(member, bytes) else member
+                    if text.split(":", 1)[0] in wanted:
+                        self.redis.zadd(registry.key, {text: 0}, xx=True)
+            registry.cleanup()
+
+    def jobs_of_worker(self, worker_name: str) -> list[str]:
+        """Ids of the jobs a worker was executing (RQ indexes its executions per worker)."""
+        members = self.redis.smembers(WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker_name))
+        return sorted({(m.decode() if isinstance(m, bytes) else m).split(":", 1)[0] for m in members})
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.redis.ping())
+        except (RedisConnectionError, RedisTimeoutError):
+            return False
+
+
+class Promoter:
+    """Moves delayed jobs to their queues the moment they are due.
+
+    It sleeps until the earliest delayed job is due, and is woken early by a pub/sub
+    message whenever a job with an earlier time is scheduled. Several promoters (one per
+    worker pool and dispatcher) may run at once: the move is one atomic script.
+    """
+
+    def __init__(self, queue: TaskQueue, max_sleep: float = 5.0) -> None:
+        self.queue = queue
+        self.max_sleep = max_sleep
+
+    def run(self, should_stop: Any) -> None:
+        """Loop until ``should_stop()`` is true (checked at least every ``max_sleep`` seconds)."""
+        pubsub = None
+        while not should_stop():
+            try:
+                if pubsub is None:
+                    pubsub = self.queue.redis.pubsub(ignore_subscribe_messages=True)
+                    pubsub.subscribe(WAKE_CHANNEL)
+                self.queue.promote_due()
+                due = self.queue.next_due_ms()
+                wait = self.max_sleep if due is None else (due - _now_ms()) / 1000.0
+                wait = min(max(wait, 0.0), self.max_sleep)
+                if wait > 0:
+                    pubsub.get_message(timeout=wait)
+                    while pubsub.get_message(timeout=0) is not None:
+                        pass
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                log.warning("promoter lost Redis, retrying error=%s", exc)
+                if pubsub is not None:
+                    pubsub.close()
+                    pubsub = None
+                time.sleep(1.0)
+        if pubsub is not None:
+            pubsub.close()

@@ -1,0 +1,74 @@
+"""The connection pool and the per-transaction user context that row-level security reads."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from kadence.domain.errors import Unavailable
+from kadence.domain.models import UserContext
+
+log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+Connection = psycopg.Connection[Row]
+
+_SET_CONTEXT = "SELECT set_config('kadence.user_id', %s, true), set_config('kadence.role', %s, true)"
+
+
+class Database:
+    """A psycopg pool whose sessions act for one user (see the RLS policies in migrations/)."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10, name: str = "kadence") -> None:
+        self._pool: ConnectionPool[Connection] = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            name=name,
+            kwargs={"row_factory": dict_row, "autocommit": False},
+            timeout=10.0,
+            reconnect_timeout=30.0,
+        )
+
+    def open(self, wait: bool = True, timeout: float = 10.0) -> None:
+        try:
+            self._pool.open(wait=wait, timeout=timeout)
+        except PoolTimeout as exc:
+            raise Unavailable(f"PostgreSQL is unreachable: {exc}") from exc
+
+    def close(self) -> None:
+        self._pool.close()
+
+    @contextmanager
+    def session(self, ctx: UserContext) -> Iterator[Connection]:
+        """One transaction acting for ``ctx``: committed on success, rolled back on error."""
+        try:
+            with self._pool.connection() as conn:
+                conn.execute(_SET_CONTEXT, (str(ctx.user_id), ctx.role.value))
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise Unavailable(f"PostgreSQL is unreachable: {exc}") from exc
+
+    @contextmanager
+    def anonymous(self) -> Iterator[Connection]:
+        """A transaction with no user context: it sees no user rows (used for authentication)."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise Unavailable(f"PostgreSQL is unreachable: {exc}") from exc
+
+    def ping(self) -> bool:
+        try:
+            with self.anonymous() as conn:
+                conn.execute("SELECT 1")
+            return True
+        except Unavailable:
+            return False

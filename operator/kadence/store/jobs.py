@@ -1,0 +1,216 @@
+"""The ``jobs`` table and its audit trail ``job_events``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from kadence.domain.models import EventKind, Job, JobState, Priority, TaskSpec
+from kadence.store.db import Connection, Row
+
+_COLUMNS = (
+    "id, user_id, task_id, task_goal, priority, handler, args, state, attempts, max_attempts, "
+    "scheduled_for, created_at, started_at, finished_at, result, error, schedule_id, owner"
+)
+
+_ACTIVE_STATES = ("waiting", "delayed", "active")
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """What is recorded when a job is created."""
+
+    job_id: str
+    spec: TaskSpec
+    state: JobState
+    scheduled_for: datetime | None
+    schedule_id: int | None = None
+    tick_at: datetime | None = None
+    owner: str | None = None
+
+
+def _to_job(row: Row) -> Job:
+    return Job(
+        job_id=row["id"],
+        state=JobState(row["state"]),
+        task_id=row["task_id"],
+        user_id=row["user_id"],
+        task_goal=row["task_goal"],
+        priority=Priority(row["priority"]),
+        handler=row["handler"],
+        args=row["args"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        created_at=row["created_at"],
+        scheduled_for=row["scheduled_for"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        result=row["result"],
+        error=row["error"],
+        schedule_id=row["schedule_id"],
+        owner=row["owner"],
+    )
+
+
+def _event(kind: EventKind) -> str:
+    return kind.value
+
+
+def insert_job(conn: Connection, new: NewJob) -> bool:
+    """Record a new job and its 'scheduled' event; False if a job with this id already exists."""
+    spec = new.spec
+    row = conn.execute(
+        f"""
+        WITH inserted AS (
+            INSERT INTO jobs (id, user_id, task_id, task_goal, priority, handler, args, state,
+                              max_attempts, scheduled_for, schedule_id, tick_at, owner)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (id) DO NOTHING
+            RETURNING id, user_id
+        )
+        INSERT INTO job_events (job_id, user_id, kind)
+        SELECT id, user_id, '{_event(EventKind.SCHEDULED)}' FROM inserted
+        RETURNING job_id
+        """,
+        (
+            new.job_id, spec.user_id, spec.task_id, spec.task_goal, spec.priority.value, spec.handler,
+            Jsonb(spec.args), new.state.value, spec.max_attempts, new.scheduled_for, new.schedule_id,
+            new.tick_at, new.owner,
+        ),
+    ).fetchone()
+    return row is not None
+
+
+def insert_jobs(conn: Connection, jobs: list[NewJob]) -> None:
+    """Record many new jobs at once (the bulk path); existing ids are left as they are."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            """
+            INSERT INTO jobs (id, user_id, task_id, task_goal, priority, handler, args, state,
+                              max_attempts, scheduled_for, schedule_id, tick_at, owner)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (id) DO NOTHING
+            """,
+            [
+                (
+                    new.job_id, new.spec.user_id, new.spec.task_id, new.spec.task_goal, new.spec.priority.value,
+                    new.spec.handler, Jsonb(new.spec.args), new.state.value, new.spec.max_attempts,
+                    new.scheduled_for, new.schedule_id, new.tick_at, new.owner,
+                )
+                for new in jobs
+            ],
+        )
+        cur.executemany(
+            "INSERT INTO job_events (job_id, user_id, kind) VALUES (%s, %s, 'scheduled')",
+            [(new.job_id, new.spec.user_id) for new in jobs],
+        )
+
+
+def get_job(conn: Connection, job_id: str) -> Job | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s", (job_id,)).fetchone()
+    return _to_job(row) if row else None
+
+
+def job_exists_for_anyone(conn: Connection, job_id: str) -> bool:
+    """Only meaningful in a master session: RLS hides other users' rows otherwise."""
+    return conn.execute("SELECT 1 FROM jobs WHERE id = %s", (job_id,)).fetchone() is not None
+
+
+def cancel_job(conn: Connection, job_id: str, message: str = "cancelled") -> JobState | None:
+    """Mark a waiting, delayed or active job cancelled; return the state it had, or None."""
+    row = conn.execute(
+        """
+        WITH previous AS (
+            SELECT id, state FROM jobs WHERE id = %s AND state IN ('waiting', 'delayed', 'active') FOR UPDATE
+        ), updated AS (
+            UPDATE jobs SET state = 'cancelled', finished_at = now()
+            FROM previous WHERE jobs.id = previous.id
+            RETURNING jobs.id, jobs.user_id, jobs.attempts, previous.state AS previous_state
+        ), event AS (
+            INSERT INTO job_events (job_id, user_id, kind, attempt, message)
+            SELECT id, user_id, 'cancelled', attempts, %s FROM updated
+        )
+        SELECT previous_state FROM updated
+        """,
+        (job_id, message),
+    ).fetchone()
+    return JobState(row["previous_state"]) if row else None
+
+
+def mark_started(conn: Connection, job_id: str, attempt: int) -> bool:
+    """The worker took the job for ``attempt``; False if it was cancelled (or finished) meanwhile."""
+    row = conn.execute(
+        """
+        WITH updated AS (
+            UPDATE jobs SET state = 'active', attempts = %s, started_at = now(), error = NULL
+            WHERE id = %s AND state IN ('waiting', 'delayed', 'active')
+            RETURNING id, user_id
+        ), event AS (
+            INSERT INTO job_events (job_id, user_id, kind, attempt) SELECT id, user_id, 'started', %s FROM updated
+        )
+        SELECT id FROM updated
+        """,
+        (attempt, job_id, attempt),
+    ).fetchone()
+    return row is not None
+
+
+def mark_completed(conn: Connection, job_id: str, attempt: int, result: Any) -> bool:
+    row = conn.execute(
+        """
+        WITH updated AS (
+            UPDATE jobs SET state = 'completed', attempts = %s, finished_at = now(), result = %s, error = NULL
+            WHERE id = %s AND state = 'active'
+            RETURNING id, user_id
+        ), event AS (
+            INSERT INTO job_events (job_id, user_id, kind, attempt) SELECT id, user_id, 'completed', %s FROM updated
+        )
+        SELECT id FROM updated
+        """,
+        (attempt, Jsonb(result), job_id, attempt),
+    ).fetchone()
+    return row is not None
+
+
+def mark_attempt_failed(
+    conn: Connection, job_id: str, attempt: int, error: str, retry_at: datetime | None
+) -> bool:
+    """Record a failed attempt: 'delayed' until ``retry_at`` when another follows, else 'failed'."""
+    final = retry_at is None
+    row = conn.execute(
+        """
+        WITH updated AS (
+            UPDATE jobs SET state = %s, attempts = GREATEST(attempts, %s), error = %s,
+                            finished_at = CASE WHEN %s THEN now() END,
+                            scheduled_for = COALESCE(%s, scheduled_for)
+            WHERE id = %s AND state IN ('waiting', 'delayed', 'active')
+            RETURNING id, user_id
+        ), event AS (
+            INSERT INTO job_events (job_id, user_id, kind, attempt, message)
+            SELECT id, user_id, %s, %s, %s FROM updated
+        )
+        SELECT id FROM updated
+        """,
+        (
+            "failed" if final else "delayed", attempt, error, final, retry_at, job_id,
+            "failed" if final else "error", attempt, error,
+        ),
+    ).fetchone()
+    return row is not None
+
+
+def job_events(conn: Connection, job_id: str) -> list[Row]:
+    return conn.execute(
+        "SELECT kind, attempt, message, created_at FROM job_events WHERE job_id = %s ORDER BY id", (job_id,)
+    ).fetchall()
+
+
+def delete_history_before(conn: Connection, cutoff: datetime) -> int:
+    """Drop finished jobs (and, by cascade, their events) that finished before ``cutoff``."""
+    cur = conn.execute(
+        "DELETE FROM jobs WHERE finished_at < %s AND state IN ('completed', 'failed', 'cancelled')", (cutoff,)
+    )
+    return cur.rowcount

@@ -1,0 +1,303 @@
+"""RQ worker entry point: runs jobs, keeps their PostgreSQL record current, supervises processes.
+
+``kadence worker --concurrency N`` starts a supervisor that runs N worker processes (RQ
+SimpleWorkers listening on the priority queues, most urgent first), a promoter that starts
+delayed jobs and retries on time, and housekeeping (retention, abandoned jobs). When a
+worker process dies mid-job, the supervisor fails that attempt at once, so the job is
+retried (or marked failed) instead of waiting in limbo, and starts a new process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from redis import Redis
+from rq import SimpleWorker, get_current_job
+from rq.job import Job as RQJob
+
+from kadence.config import Settings
+from kadence.domain.models import UserContext
+from kadence.domain.policies import attempt_number
+from kadence.handlers import Handler, TaskContext, build_handlers
+from kadence.queue import SERIALIZER, KadenceQueue, Promoter, TaskQueue
+from kadence.store import jobs as job_store
+from kadence.store.db import Database
+
+log = logging.getLogger(__name__)
+
+SYSTEM = UserContext.system()
+MAINTENANCE_INTERVAL = 10.0
+
+
+@dataclass
+class WorkerRuntime:
+    """What job functions and callbacks need in a worker process; installed by its main()."""
+
+    db: Database
+    handlers: dict[str, Handler]
+
+
+_runtime: WorkerRuntime | None = None
+
+
+def install_runtime(runtime: WorkerRuntime | None) -> None:
+    global _runtime
+    _runtime = runtime
+
+
+def _get_runtime() -> WorkerRuntime:
+    if _runtime is None:
+        raise RuntimeError("kadence worker runtime is not installed in this process")
+    return _runtime
+
+
+def _attempt(job: RQJob | None, max_attempts: int) -> int:
+    return attempt_number(max_attempts, job.retries_left if job is not None else None)
+
+
+def perform_task(**payload: Any) -> Any:
+    """The function every Kadence RQ job runs: record the start, then run the handler."""
+    runtime = _get_runtime()
+    job = get_current_job()
+    attempt = _attempt(job, int(payload["max_attempts"]))
+    job_id = payload["job_id"]
+    with runtime.db.session(SYSTEM) as conn:
+        started = job_store.mark_started(conn, job_id, attempt)
+    if not started:
+        log.info("job skipped, cancelled before it started job_id=%s", job_id)
+        return {"skipped": "cancelled"}
+    handler = runtime.handlers.get(payload["handler"])
+    if handler is None:
+        raise LookupError(f"unknown handler {payload['handler']!r}")
+    task = TaskContext(
+        job_id=job_id,
+        task_id=payload["task_id"],
+        user_id=int(payload["user_id"]),
+        task_goal=payload.get("task_goal") or "",
+        priority=payload["priority"],
+        handler=payload["handler"],
+        args=payload.get("args") or {},
+        attempt=attempt,
+        max_attempts=int(payload["max_attempts"]),
+        scheduled_for=payload.get("scheduled_for"),
+        schedule_id=payload.get("schedule_id"),
+    )
+    return handler(task)
+
+
+def on_job_success(job: RQJob, connection: Redis, result: Any) -> None:
+    """RQ success callback: the job row becomes completed (unless it was cancelled meanwhile)."""
+    if isinstance(result, dict) and result.get("skipped"):
+        return
+    runtime = _get_runtime()
+    attempt = _attempt(job, int(job.kwargs["max_attempts"]))
+    with runtime.db.session(SYSTEM) as conn:
+        job_store.mark_completed(conn, job.id, attempt, result)
+    log.info("job completed job_id=%s attempt=%s", job.id, attempt)
+
+
+def on_job_failure(job: RQJob, connection: Redis, exc_type: Any, exc_value: Any, tb: Any) -> None:
+    """RQ failure callback, also called for jobs whose worker died: record the failed attempt.
+
+    It runs before RQ decides on a retry, so ``retries_left`` still counts this attempt's retry.
+    """
+    runtime = _get_runtime()
+    attempt = _attempt(job, int(job.kwargs["max_attempts"]))
+    if exc_value is not None and str(exc_value):
+        error = f"{exc_type.__name__ if exc_type else 'Error'}: {exc_value}"
+    else:
+        error = exc_type.__name__ if exc_type else "worker died"
+    retry_at = None
+    if job.retries_left:
+        interval = job.get_retry_interval()
+        retry_at = datetime.now(UTC) + timedelta(seconds=interval)
+    with runtime.db.session(SYSTEM) as conn:
+        job_store.mark_attempt_failed(conn, job.id, attempt, error[:4000], retry_at)
+    log.info("job attempt failed job_id=%s attempt=%s retry_at=%s error=%s", job.id, attempt, retry_at, error[:200])
+
+
+def _runtime_from_settings(settings: Settings, pool_max: int = 2) -> WorkerRuntime:
+    db = Database(settings.database_url.get_secret_value(), min_size=1, max_size=pool_max, name="kadence-worker")
+    db.open(wait=True, timeout=30)
+    handlers = build_handlers(
+        webhook_secret=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
+        webhook_timeout=settings.webhook_timeout_seconds,
+        webhook_allowed_hosts=settings.webhook_allowed_hosts,
+        python_allowed_prefixes=settings.python_allowed_prefixes,
+    )
+    return WorkerRuntime(db=db, handlers=handlers)
+
+
+def task_queue_from_settings(settings: Settings) -> TaskQueue:
+    redis = Redis.from_url(settings.redis_url.get_secret_value(), health_check_interval=30)
+    return TaskQueue(
+        redis,
+        completed_keep=settings.completed_keep,
+        completed_max_age_seconds=settings.completed_max_age_seconds,
+        failed_keep=settings.failed_keep,
+    )
+
+
+# -- one worker process ------------------------------------------------------------------
+
+
+def run_worker_process(settings: Settings, name: str) -> None:
+    """One RQ SimpleWorker on the four priority queues, most urgent first."""
+    runtime = _runtime_from_settings(settings)
+    install_runtime(runtime)
+    queue = task_queue_from_settings(settings)
+    worker = SimpleWorker(
+        list(queue.queues.values()),
+        connection=queue.redis,
+        name=name,
+        serializer=SERIALIZER,
+        queue_class=KadenceQueue,
+    )
+    try:
+        worker.work(with_scheduler=False, logging_level=settings.log_level.upper())
+    finally:
+        install_runtime(None)
+        runtime.db.close()
+
+
+# -- the supervisor ----------------------------------------------------------------------
+
+
+@dataclass
+class _Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    started: float = field(default_factory=time.monotonic)
+    quick_deaths: int = 0
+
+
+@dataclass
+class WorkerPool:
+    """Runs ``concurrency`` worker processes, the promoter and housekeeping until stopped."""
+
+    settings: Settings
+    concurrency: int
+    children: list[_Child] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def _spawn(self, index: int) -> _Child:
+        name = f"kadence-{socket.gethostname()}-{os.getpid()}-{index}-{int(time.time() * 1000) % 100000}"
+        # Run through an import (not ``-m``) so RQ's string references reach this same module.
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from kadence.worker import main; main()", "--name", name]
+        )
+        log.info("worker process started name=%s pid=%s", name, process.pid)
+        return _Child(name, process)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> int:
+        queue = task_queue_from_settings(self.settings)
+        runtime = _runtime_from_settings(self.settings)
+        # Callbacks of jobs abandoned by dead workers run here, so this process needs the runtime too.
+        install_runtime(runtime)
+        promoter = Promoter(queue, max_sleep=self.settings.dispatcher_max_sleep_seconds)
+        threading.Thread(target=promoter.run, args=(self._stop.is_set,), name="promoter", daemon=True).start()
+        self.children = [self._spawn(index) for index in range(self.concurrency)]
+        last_maintenance = 0.0
+        try:
+            while not self._stop.wait(0.2):
+                for index, child in enumerate(self.children):
+                    if child.process.poll() is not None and self._respawn_due(child):
+                        self._recover(queue, child)
+                        replacement = self._spawn(index)
+                        replacement.quick_deaths = child.quick_deaths
+                        self.children[index] = replacement
+                if time.monotonic() - last_maintenance > MAINTENANCE_INTERVAL:
+                    last_maintenance = time.monotonic()
+                    self._maintain(queue)
+        finally:
+            self._shutdown()
+            install_runtime(None)
+            runtime.db.close()
+        return 0
+
+    def _respawn_due(self, child: _Child) -> bool:
+        """Restart at once after a crash, but back off (up to 30 s) from one that crashes on start."""
+        lived = time.monotonic() - child.started
+        if lived > 10:
+            child.quick_deaths = 0
+            return True
+        delay = min(30.0, 0.5 * 2**child.quick_deaths)
+        if lived < delay:
+            return False
+        child.quick_deaths += 1
+        return True
+
+    def _recover(self, queue: TaskQueue, child: _Child) -> None:
+        """A worker process died: fail its current attempt now, so the job is retried or failed."""
+        try:
+            job_ids = queue.jobs_of_worker(child.name)
+            log.warning("worker process died name=%s code=%s job_ids=%s", child.name, child.process.returncode, job_ids)
+            if job_ids:
+                queue.recover_abandoned(job_ids)
+        except Exception:
+            log.exception("could not recover the jobs of a dead worker name=%s", child.name)
+
+    def _maintain(self, queue: TaskQueue) -> None:
+        try:
+            queue.recover_abandoned()
+            removed = queue.apply_retention()
+            if removed:
+                log.info("retention removed=%s", removed)
+        except Exception:
+            log.exception("housekeeping failed")
+
+    def _shutdown(self) -> None:
+        """Warm shutdown: each worker finishes its current job; stragglers are killed after 30 s."""
+        for child in self.children:
+            if child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for child in self.children:
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+
+
+def run_worker_pool(settings: Settings, concurrency: int) -> int:
+    pool = WorkerPool(settings, concurrency)
+
+    def _on_signal(signum: int, frame: Any) -> None:
+        log.info("worker pool stopping signal=%s", signum)
+        pool.stop()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    return pool.run()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of one worker process (started by the supervisor)."""
+    parser = argparse.ArgumentParser(prog="kadence-worker-process")
+    parser.add_argument("--name", required=True)
+    options = parser.parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        run_worker_process(settings, options.name)
+    except Exception:
+        traceback.print_exc()
+        sys.exit(1)
+
+
