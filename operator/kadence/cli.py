@@ -27,6 +27,30 @@ def _cmd_worker(settings: Settings, options: argparse.Namespace) -> int:
     return run_worker_pool(settings, options.concurrency)
 
 
+def _cmd_api(settings: Settings, options: argparse.Namespace) -> int:
+    from kadence.api.server import serve
+
+    return serve(settings, host=options.host, port=options.port)
+
+
+def _cmd_dispatcher(settings: Settings, options: argparse.Namespace) -> int:
+    from kadence.dispatcher import run_dispatcher
+
+    return run_dispatcher(settings)
+
+
+def _cmd_operator(settings: Settings, options: argparse.Namespace) -> int:
+    from kadence.controller.main import run_operator
+
+    return run_operator(settings, standalone=options.standalone, namespaces=options.namespace)
+
+
+def _cmd_dev(settings: Settings, options: argparse.Namespace) -> int:
+    from kadence.dev import run_dev
+
+    return run_dev(options)
+
+
 def _cmd_token_create(settings: Settings, options: argparse.Namespace) -> int:
     from kadence.core import core_from_settings
     from kadence.domain.models import UserContext
@@ -52,6 +76,27 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run worker processes")
     worker.add_argument("--concurrency", type=int, default=5, help="number of worker processes (default 5)")
     worker.set_defaults(run=_cmd_worker)
+
+    api = commands.add_parser("api", help="run the HTTP API")
+    api.add_argument("--host", default=None, help="address to listen on (default KADENCE_API_HOST)")
+    api.add_argument("--port", type=int, default=None, help="port to listen on (default KADENCE_API_PORT)")
+    api.set_defaults(run=_cmd_api)
+
+    dispatcher = commands.add_parser("dispatcher", help="fire due cron ticks and delayed jobs (run any number)")
+    dispatcher.set_defaults(run=_cmd_dispatcher)
+
+    operator = commands.add_parser("operator", help="run the Kubernetes operator (kopf)")
+    operator.add_argument("--standalone", action="store_true", help="no peering: only one replica may run")
+    operator.add_argument("--namespace", action="append", default=None,
+                          help="watch this namespace (repeatable; default: all, or KADENCE_NAMESPACE)")
+    operator.set_defaults(run=_cmd_operator)
+
+    dev = commands.add_parser("dev", help="everything on embedded PostgreSQL and Redis, for one laptop")
+    dev.add_argument("--data-dir", default=".kadence", help="where the embedded servers keep data (default .kadence)")
+    dev.add_argument("--host", default="127.0.0.1", help="API address (default 127.0.0.1)")
+    dev.add_argument("--port", type=int, default=8080, help="API port (default 8080)")
+    dev.add_argument("--concurrency", type=int, default=5, help="worker processes (default 5)")
+    dev.set_defaults(run=_cmd_dev)
 
     token = commands.add_parser("token", help="manage API tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
