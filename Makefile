@@ -32,3 +32,5 @@ lint: install ## ruff, mypy (strict on the core) and the import layering contrac
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .kadence
+
+include mk/deploy.mk
