@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -153,7 +153,7 @@ return 1
 class KadenceQueue(Queue):
     """An RQ queue whose delayed jobs (including RQ's own retries) keep millisecond times."""
 
-    def schedule_job(  # type: ignore[override]
+    def schedule_job(
         self, job: RQJob, datetime: datetime, pipeline: Any = None, unique: bool = False
     ) -> RQJob:
         pipe = pipeline if pipeline is not None else self.connection.pipeline()
@@ -239,7 +239,8 @@ class TaskQueue:
             timeout=spec.timeout_seconds,
             result_ttl=self.completed_max_age_seconds,
             failure_ttl=self.completed_max_age_seconds * 7,
-            retry=Retry(max=spec.max_attempts - 1, interval=delays) if delays else None,  # type: ignore[arg-type]
+            # RQ types the intervals as int but feeds them to timedelta: fractions of a second work.
+            retry=Retry(max=spec.max_attempts - 1, interval=cast(list[int], delays)) if delays else None,
             on_success=Callback(ON_SUCCESS),
             on_failure=Callback(ON_FAILURE),
             description=f"{spec.handler} task {spec.task_id}",
@@ -272,7 +273,7 @@ class TaskQueue:
         try:
             with self.redis.pipeline() as pipe:
                 try:
-                    pipe.watch(job.key)
+                    pipe.watch(job.key)  # type: ignore[no-untyped-call]
                     if pipe.exists(job.key):
                         return Enqueued(job_id, created=False)
                     pipe.multi()
@@ -425,20 +426,18 @@ class TaskQueue:
         removed = 0
         cutoff = time.time() - self.completed_max_age_seconds
         for registry_class, keep in ((FinishedJobRegistry, self.completed_keep), (FailedJobRegistry, self.failed_keep)):
-            entries: list[tuple[float, str, Queue]] = []
+            entries: list[tuple[float, str, KadenceQueue]] = []
             for queue in self.queues.values():
-                registry = registry_class(queue=queue)
-                for member, score in self.redis.zrange(registry.key, 0, -1, withscores=True):
-                    job_id = member.decode() if isinstance(member, bytes) else member
-                    entries.append((score, job_id, queue))
+                key = registry_class(queue=queue).key
+                members: list[tuple[bytes, float]] = self.redis.zrange(key, 0, -1, withscores=True)  # type: ignore[assignment]
+                entries += [(score, member.decode(), queue) for member, score in members]
             entries.sort(reverse=True)
             stale = entries[keep:]
             if registry_class is FinishedJobRegistry:
                 stale += [entry for entry in entries[:keep] if self._finished_before(entry[1], cutoff)]
             for _, job_id, queue in stale:
-                registry = registry_class(queue=queue)
                 with self.redis.pipeline() as pipe:
-                    pipe.zrem(registry.key, job_id)
+                    pipe.zrem(registry_class(queue=queue).key, job_id)
                     pipe.delete(f"{RQJob.redis_job_namespace_prefix}{job_id}")
                     pipe.delete(f"{RQJob.redis_job_namespace_prefix}{job_id}:dependents")
                     pipe.delete(f"rq:results:{job_id}")
@@ -467,8 +466,9 @@ class TaskQueue:
         for queue in self.queues.values():
             registry = KadenceStartedJobRegistry(queue=queue)
             if wanted:
-                for member in self.redis.zrange(registry.key, 0, -1):
-                    text = member.decode() if isinstance(member, bytes) else member
+                started: list[bytes] = self.redis.zrange(registry.key, 0, -1)  # type: ignore[assignment]
+                for member in started:
+                    text = member.decode()
                     if text.split(":", 1)[0] in wanted:
                         self.redis.zadd(registry.key, {text: 0}, xx=True)
             registry.cleanup()
@@ -503,7 +503,7 @@ class Promoter:
         while not should_stop():
             try:
                 if pubsub is None:
-                    pubsub = self.queue.redis.pubsub(ignore_subscribe_messages=True)
+                    pubsub = self.queue.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
                     pubsub.subscribe(WAKE_CHANNEL)
                 self.queue.promote_due()
                 due = self.queue.next_due_ms()
