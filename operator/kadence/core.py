@@ -147,11 +147,11 @@ class SchedulerCore:
         state = JobState.DELAYED if run_at is not None and run_at > self.clock() else JobState.WAITING
         record = job_store.NewJob(new_id, spec, state, run_at, schedule_id=schedule_id, tick_at=tick_at, owner=owner)
         with self._session(ctx) as conn:
-            created = job_store.insert_job(conn, record)
+            created = job_store.insert_job(conn, record, check=job_id is not None)
         # The row is committed before the job is queued, so a worker never meets a job
         # without its record. If queueing fails, the record is withdrawn again.
         try:
-            self.queue.enqueue(new_id, spec, run_at=run_at, schedule_id=schedule_id)
+            self.queue.enqueue(new_id, spec, run_at=run_at, schedule_id=schedule_id, fresh=job_id is None)
         except Unavailable:
             if created:
                 with self._session(ctx) as conn:

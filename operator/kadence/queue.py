@@ -23,6 +23,7 @@ from typing import Any, cast
 
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 from rq import Queue
@@ -226,6 +227,12 @@ class TaskQueue:
         self._cancel = redis.register_script(_CANCEL)
         self._pause = redis.register_script(_PAUSE)
         self._resume = redis.register_script(_RESUME)
+        self._push_sha = ""
+
+    def _load_scripts(self) -> None:
+        # Pipelines call the push script by digest (redis-py would check for it on every
+        # execute otherwise); the digest is loaded on first use and again after a restart.
+        self._push_sha = str(self.redis.script_load(_PUSH))
 
     # -- building and enqueueing -------------------------------------------------------
 
@@ -248,6 +255,8 @@ class TaskQueue:
 
     def _stage(self, pipe: Any, job: RQJob, queue: KadenceQueue, run_at: datetime | None, now: datetime) -> None:
         """Add the commands that save ``job`` and queue it (now or at ``run_at``) to ``pipe``."""
+        if not self._push_sha:
+            self._load_scripts()
         if run_at is not None and run_at > now:
             queue.schedule_job(job, run_at, pipeline=pipe)
             return
@@ -256,7 +265,7 @@ class TaskQueue:
         job.enqueued_at = now
         job.set_status(JobStatus.QUEUED, pipeline=pipe)
         job.save(pipeline=pipe)
-        self._push(keys=[PAUSED_KEY, queue.key, paused_key(queue.name)], args=[job.id, "0"], client=pipe)
+        pipe.evalsha(self._push_sha, 3, PAUSED_KEY, queue.key, paused_key(queue.name), job.id, "0")
 
     def enqueue(
         self,
@@ -265,11 +274,18 @@ class TaskQueue:
         *,
         run_at: datetime | None = None,
         schedule_id: int | None = None,
+        fresh: bool = False,
     ) -> Enqueued:
-        """Queue a job now (or at ``run_at``); a second call with the same id changes nothing."""
+        """Queue a job now (or at ``run_at``); a second call with the same id changes nothing.
+
+        ``fresh`` says the id was just generated, so the duplicate check can be skipped.
+        """
         now = datetime.now(UTC)
         job = self._build(job_id, spec, run_at, schedule_id)
         queue = self.queues[spec.priority]
+        if fresh:
+            self._run_pipeline(lambda pipe: self._stage(pipe, job, queue, run_at, now))
+            return Enqueued(job_id, created=True)
         try:
             with self.redis.pipeline() as pipe:
                 try:
@@ -288,14 +304,28 @@ class TaskQueue:
     def enqueue_many(self, jobs: Iterable[tuple[str, TaskSpec, datetime | None]]) -> None:
         """Queue many new jobs in one round trip (ids must be fresh: no duplicate check)."""
         now = datetime.now(UTC)
-        try:
-            with self.redis.pipeline(transaction=False) as pipe:
-                for job_id, spec, run_at in jobs:
-                    job = self._build(job_id, spec, run_at, None)
-                    self._stage(pipe, job, self.queues[spec.priority], run_at, now)
-                pipe.execute()
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise Unavailable(f"Redis is unreachable: {exc}") from exc
+        built = [(self._build(job_id, spec, run_at, None), spec, run_at) for job_id, spec, run_at in jobs]
+
+        def stage(pipe: Any) -> None:
+            for job, spec, run_at in built:
+                self._stage(pipe, job, self.queues[spec.priority], run_at, now)
+
+        self._run_pipeline(stage)
+
+    def _run_pipeline(self, stage: Any) -> None:
+        """Run the commands ``stage(pipe)`` adds in one round trip, reloading scripts if Redis lost them."""
+        for attempt in (1, 2):
+            try:
+                with self.redis.pipeline(transaction=True) as pipe:
+                    stage(pipe)
+                    pipe.execute()
+                return
+            except NoScriptError:
+                if attempt == 2:
+                    raise
+                self._load_scripts()
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                raise Unavailable(f"Redis is unreachable: {exc}") from exc
 
     # -- timing ------------------------------------------------------------------------
 

@@ -48,11 +48,16 @@ class Database:
 
     @contextmanager
     def session(self, ctx: UserContext) -> Iterator[Connection]:
-        """One transaction acting for ``ctx``: committed on success, rolled back on error."""
+        """One transaction acting for ``ctx``: committed on success, rolled back on error.
+
+        The session runs in pipeline mode: statements whose results are not read before
+        the end travel with the commit, so a plain insert costs a single round trip.
+        """
         try:
-            with self._pool.connection() as conn:
+            with self._pool.connection() as conn, conn.pipeline():
                 conn.execute(_SET_CONTEXT, (str(ctx.user_id), ctx.role.value))
                 yield conn
+                conn.commit()
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise Unavailable(f"PostgreSQL is unreachable: {exc}") from exc
 

@@ -59,10 +59,14 @@ def _event(kind: EventKind) -> str:
     return kind.value
 
 
-def insert_job(conn: Connection, new: NewJob) -> bool:
-    """Record a new job and its 'scheduled' event; False if a job with this id already exists."""
+def insert_job(conn: Connection, new: NewJob, *, check: bool = True) -> bool:
+    """Record a new job and its 'scheduled' event; False if a job with this id already exists.
+
+    With ``check=False`` the outcome is not read (so in a pipelined session the insert
+    travels with the commit); use it for freshly generated ids.
+    """
     spec = new.spec
-    row = conn.execute(
+    cursor = conn.execute(
         f"""
         WITH inserted AS (
             INSERT INTO jobs (id, user_id, task_id, task_goal, priority, handler, args, state,
@@ -80,8 +84,8 @@ def insert_job(conn: Connection, new: NewJob) -> bool:
             Jsonb(spec.args), new.state.value, spec.max_attempts, new.scheduled_for, new.schedule_id,
             new.tick_at, new.owner,
         ),
-    ).fetchone()
-    return row is not None
+    )
+    return cursor.fetchone() is not None if check else True
 
 
 def insert_jobs(conn: Connection, jobs: list[NewJob]) -> None:
