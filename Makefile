@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast lint bench drills clean
+.PHONY: install run test test-fast lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +34,10 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .kadence
 
 include mk/deploy.mk
+
+.PHONY: bench bench-quick
+bench: install ## every benchmark figure beside its baseline, as one JSON object
+	$(PY) bench/run.py
+
+bench-quick: install ## the same at small sizes
+	$(PY) bench/run.py --quick

@@ -218,3 +218,21 @@ def delete_history_before(conn: Connection, cutoff: datetime) -> int:
         "DELETE FROM jobs WHERE finished_at < %s AND state IN ('completed', 'failed', 'cancelled')", (cutoff,)
     )
     return cur.rowcount
+
+
+def count_by_state(conn: Connection) -> dict[str, int]:
+    """How many visible jobs are in each state."""
+    rows = conn.execute("SELECT state, count(*) AS n FROM jobs GROUP BY state").fetchall()
+    return {row["state"]: int(row["n"]) for row in rows}
+
+
+def job_timings(conn: Connection) -> list[Row]:
+    """When each visible job was created, due, started and finished (for measurements)."""
+    return conn.execute(
+        "SELECT id, state, created_at, scheduled_for, started_at, finished_at, tick_at FROM jobs"
+    ).fetchall()
+
+
+def delete_all_jobs(conn: Connection) -> int:
+    """Remove every visible job (used to reset between measurements and drills)."""
+    return conn.execute("DELETE FROM jobs").rowcount

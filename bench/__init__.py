@@ -1,0 +1,1 @@
+"""Kadence benchmarks: every figure measured beside its baseline in the same run."""

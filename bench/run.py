@@ -1,0 +1,65 @@
+"""`make bench`: run every figure against fresh embedded servers and print one JSON object.
+
+Each Kadence figure is measured beside its baseline in the same process and reported as
+a ratio; absolute numbers depend on the machine. ``--quick`` runs small sizes (for CI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent / "operator"), str(Path(__file__).resolve().parent.parent)]
+
+from bench import figures_queue  # noqa: E402
+from bench.harness import BenchEnv, bench_env  # noqa: E402
+
+SIZES = {
+    "full": {"single": 5000, "bulk": 20000, "processing": 5000, "delayed": 500, "memory": 50000},
+    "quick": {"single": 300, "bulk": 1000, "processing": 300, "delayed": 30, "memory": 500},
+}
+
+
+def figures(size: dict[str, int], quick: bool) -> dict[str, Callable[[BenchEnv], Any]]:
+    delays = (0.5, 2.0) if quick else (1.0, 10.0)
+    return {
+        "schedule_single": lambda env: figures_queue.schedule_single(env, size["single"]),
+        "schedule_bulk": lambda env: figures_queue.schedule_bulk(env, size["bulk"]),
+        "processing": lambda env: figures_queue.processing(env, size["processing"]),
+        "delayed_lateness": lambda env: figures_queue.delayed_punctuality(env, size["delayed"], *delays),
+        "redis_memory": lambda env: figures_queue.redis_memory(env, size["memory"]),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--only", default="", help="comma-separated figure names")
+    options = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    size = SIZES["quick" if options.quick else "full"]
+    selected = figures(size, options.quick)
+    wanted = [name for name in options.only.split(",") if name] or list(selected)
+    report: dict[str, Any] = {
+        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "mode": "quick" if options.quick else "full",
+    }
+    with bench_env() as env:
+        for name in wanted:
+            began = time.perf_counter()
+            report[name] = selected[name](env)
+            report[name]["seconds"] = round(time.perf_counter() - began, 1)
+            print(f"{name}: {json.dumps(report[name])}", file=sys.stderr)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
