@@ -73,8 +73,7 @@ def perform_task(**payload: Any) -> Any:
     job = get_current_job()
     attempt = _attempt(job, int(payload["max_attempts"]))
     job_id = payload["job_id"]
-    with runtime.db.session(SYSTEM) as conn:
-        started = job_store.mark_started(conn, job_id, attempt)
+    started = job_store.mark_started(runtime.db, job_id, attempt)
     if not started:
         log.info("job skipped, cancelled before it started job_id=%s", job_id)
         return {"skipped": "cancelled"}
@@ -103,8 +102,7 @@ def on_job_success(job: RQJob, connection: Redis, result: Any) -> None:
         return
     runtime = _get_runtime()
     attempt = _attempt(job, int(job.kwargs["max_attempts"]))
-    with runtime.db.session(SYSTEM) as conn:
-        job_store.mark_completed(conn, job.id, attempt, result)
+    job_store.mark_completed(runtime.db, job.id, attempt, result)
     log.info("job completed job_id=%s attempt=%s", job.id, attempt)
 
 
@@ -123,8 +121,7 @@ def on_job_failure(job: RQJob, connection: Redis, exc_type: Any, exc_value: Any,
     if job.retries_left:
         interval = job.get_retry_interval()
         retry_at = datetime.now(UTC) + timedelta(seconds=interval)
-    with runtime.db.session(SYSTEM) as conn:
-        job_store.mark_attempt_failed(conn, job.id, attempt, error[:4000], retry_at)
+    job_store.mark_attempt_failed(runtime.db, job.id, attempt, error[:4000], retry_at)
     log.info("job attempt failed job_id=%s attempt=%s retry_at=%s error=%s", job.id, attempt, retry_at, error[:200])
 
 

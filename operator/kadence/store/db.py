@@ -61,6 +61,22 @@ class Database:
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise Unavailable(f"PostgreSQL is unreachable: {exc}") from exc
 
+    def execute_once(self, ctx: UserContext, query: str, params: tuple[Any, ...]) -> Row | None:
+        """Run one statement as its own transaction in a single round trip; return its first row.
+
+        BEGIN, the user context, the statement and COMMIT travel together, and the result
+        is read after the commit: the fastest path for the worker's bookkeeping.
+        """
+        try:
+            with self._pool.connection() as conn:
+                with conn.pipeline():
+                    conn.execute(_SET_CONTEXT, (str(ctx.user_id), ctx.role.value))
+                    cursor = conn.execute(query.encode(), params)
+                    conn.commit()
+                return cursor.fetchone() if cursor.description else None
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise Unavailable(f"PostgreSQL is unreachable: {exc}") from exc
+
     @contextmanager
     def anonymous(self) -> Iterator[Connection]:
         """A transaction with no user context: it sees no user rows (used for authentication)."""

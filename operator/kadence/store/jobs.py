@@ -8,8 +8,11 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from kadence.domain.models import EventKind, Job, JobState, Priority, TaskSpec
-from kadence.store.db import Connection, Row
+from kadence.domain.models import EventKind, Job, JobState, Priority, TaskSpec, UserContext
+from kadence.store.db import Connection, Database, Row
+
+# The worker's bookkeeping acts for the system: it updates jobs of every user.
+SYSTEM = UserContext.system()
 
 _COLUMNS = (
     "id, user_id, task_id, task_goal, priority, handler, args, state, attempts, max_attempts, "
@@ -144,9 +147,10 @@ def cancel_job(conn: Connection, job_id: str, message: str = "cancelled") -> Job
     return JobState(row["previous_state"]) if row else None
 
 
-def mark_started(conn: Connection, job_id: str, attempt: int) -> bool:
+def mark_started(db: Database, job_id: str, attempt: int) -> bool:
     """The worker took the job for ``attempt``; False if it was cancelled (or finished) meanwhile."""
-    row = conn.execute(
+    row = db.execute_once(
+        SYSTEM,
         """
         WITH updated AS (
             UPDATE jobs SET state = 'active', attempts = %s, started_at = now(), error = NULL
@@ -158,12 +162,13 @@ def mark_started(conn: Connection, job_id: str, attempt: int) -> bool:
         SELECT id FROM updated
         """,
         (attempt, job_id, attempt),
-    ).fetchone()
+    )
     return row is not None
 
 
-def mark_completed(conn: Connection, job_id: str, attempt: int, result: Any) -> bool:
-    row = conn.execute(
+def mark_completed(db: Database, job_id: str, attempt: int, result: Any) -> bool:
+    row = db.execute_once(
+        SYSTEM,
         """
         WITH updated AS (
             UPDATE jobs SET state = 'completed', attempts = %s, finished_at = now(), result = %s, error = NULL
@@ -175,16 +180,15 @@ def mark_completed(conn: Connection, job_id: str, attempt: int, result: Any) -> 
         SELECT id FROM updated
         """,
         (attempt, Jsonb(result), job_id, attempt),
-    ).fetchone()
+    )
     return row is not None
 
 
-def mark_attempt_failed(
-    conn: Connection, job_id: str, attempt: int, error: str, retry_at: datetime | None
-) -> bool:
+def mark_attempt_failed(db: Database, job_id: str, attempt: int, error: str, retry_at: datetime | None) -> bool:
     """Record a failed attempt: 'delayed' until ``retry_at`` when another follows, else 'failed'."""
     final = retry_at is None
-    row = conn.execute(
+    row = db.execute_once(
+        SYSTEM,
         """
         WITH updated AS (
             UPDATE jobs SET state = %s, attempts = GREATEST(attempts, %s), error = %s,
@@ -202,7 +206,7 @@ def mark_attempt_failed(
             "failed" if final else "delayed", attempt, error, final, retry_at, job_id,
             "failed" if final else "error", attempt, error,
         ),
-    ).fetchone()
+    )
     return row is not None
 
 
