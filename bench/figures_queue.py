@@ -69,7 +69,22 @@ def schedule_bulk(env: BenchEnv, count: int, batch: int = 500) -> dict[str, Any]
 def _raw_workers(env: BenchEnv, concurrency: int, *extra: str) -> list[Any]:
     url = env.servers.redis.url(RAW_DB)
     return [
-        start([sys.executable, "-c", "from rq.cli import main; main()", "worker", "-q", "-w", "rq.worker.SimpleWorker", "-u", url, *extra, "raw"], env.env())
+        start(
+            [
+                sys.executable,
+                "-c",
+                "from rq.cli import main; main()",
+                "worker",
+                "-q",
+                "-w",
+                "rq.worker.SimpleWorker",
+                "-u",
+                url,
+                *extra,
+                "raw",
+            ],
+            env.env(),
+        )
         for _ in range(concurrency)
     ]
 
@@ -91,7 +106,9 @@ def _raw_processing_rate(env: BenchEnv, count: int, concurrency: int, func: str,
 def _kadence_processing_rate(env: BenchEnv, count: int, concurrency: int, handler: str, url: str | None) -> float:
     reset(env)
     for offset in range(0, count, 500):
-        env.core.schedule_tasks(USER, [(_task(i, handler, url), None, None) for i in range(offset, min(count, offset + 500))])
+        env.core.schedule_tasks(
+            USER, [(_task(i, handler, url), None, None) for i in range(offset, min(count, offset + 500))]
+        )
     pool = start(kadence_command("worker", "--concurrency", str(concurrency)), env.env())
     try:
         wait_until(lambda: job_counts(env).get("completed", 0) >= count, timeout=600, interval=0.2)
@@ -113,7 +130,11 @@ def processing(env: BenchEnv, count: int, concurrency: int = 5) -> dict[str, Any
     with FastReceiver() as receiver:
         kadence_hook = _kadence_processing_rate(env, count, concurrency, "webhook", receiver.url)
         raw_hook = _raw_processing_rate(env, count, concurrency, "bench.tasks.post", receiver.url)
-    result["webhook"] = {"kadence_per_s": kadence_hook, "raw_rq_per_s": raw_hook, "ratio": ratio(kadence_hook, raw_hook)}
+    result["webhook"] = {
+        "kadence_per_s": kadence_hook,
+        "raw_rq_per_s": raw_hook,
+        "ratio": ratio(kadence_hook, raw_hook),
+    }
     return result
 
 
@@ -154,7 +175,10 @@ def delayed_punctuality(env: BenchEnv, count: int, min_delay: float, max_delay: 
         job = queue.fetch_job(job_id)
         if job is not None and job.started_at:
             raw_lateness.append((job.started_at.replace(tzinfo=UTC) - when).total_seconds() * 1000)
-    raw = percentiles(raw_lateness) | {"early": sum(1 for value in raw_lateness if value < 0), "jobs": len(raw_lateness)}
+    raw = percentiles(raw_lateness) | {
+        "early": sum(1 for value in raw_lateness if value < 0),
+        "jobs": len(raw_lateness),
+    }
     return {"delays_s": [min_delay, max_delay], "kadence_ms": kadence, "raw_rq_ms": raw}
 
 
@@ -169,7 +193,9 @@ def redis_memory(env: BenchEnv, count: int, concurrency: int = 5) -> dict[str, A
         done = 0
         for label, target in (("after_n_bytes", count), ("after_2n_bytes", 2 * count)):
             for offset in range(done, target, 1000):
-                env.core.schedule_tasks(USER, [(_task(i), None, None) for i in range(offset, min(target, offset + 1000))])
+                env.core.schedule_tasks(
+                    USER, [(_task(i), None, None) for i in range(offset, min(target, offset + 1000))]
+                )
             done = target
             wait_until(lambda t=target: job_counts(env).get("completed", 0) >= t, timeout=900, interval=0.5)
             time.sleep(11)  # one housekeeping round of the worker pool applies retention

@@ -21,8 +21,8 @@ from redis import Redis
 
 from kadence.config import Settings
 from kadence.core import SchedulerCore, core_from_settings
-from kadence.embedded import APP_ROLE, EmbeddedServers
 from kadence.domain.models import UserContext
+from kadence.embedded import APP_ROLE, EmbeddedServers
 from kadence.store import jobs
 from kadence.store.migrate import migrate
 
@@ -106,8 +106,13 @@ def percentiles(values: list[float]) -> dict[str, float]:
     def pick(q: float) -> float:
         return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
-    return {"p50": pick(0.50), "p99": pick(0.99), "max": round(ordered[-1], 2), "min": round(ordered[0], 2),
-            "mean": round(statistics.fmean(ordered), 2)}
+    return {
+        "p50": pick(0.50),
+        "p99": pick(0.99),
+        "max": round(ordered[-1], 2),
+        "min": round(ordered[0], 2),
+        "mean": round(statistics.fmean(ordered), 2),
+    }
 
 
 def ratio(kadence: float, baseline: float) -> float:

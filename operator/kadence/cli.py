@@ -87,8 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     operator = commands.add_parser("operator", help="run the Kubernetes operator (kopf)")
     operator.add_argument("--standalone", action="store_true", help="no peering: only one replica may run")
-    operator.add_argument("--namespace", action="append", default=None,
-                          help="watch this namespace (repeatable; default: all, or KADENCE_NAMESPACE)")
+    operator.add_argument(
+        "--namespace",
+        action="append",
+        default=None,
+        help="watch this namespace (repeatable; default: all, or KADENCE_NAMESPACE)",
+    )
     operator.set_defaults(run=_cmd_operator)
 
     dev = commands.add_parser("dev", help="everything on embedded PostgreSQL and Redis, for one laptop")

@@ -26,16 +26,13 @@ class Settings(BaseSettings):
     )
     migration_database_url: SecretStr | None = Field(
         default=None,
-        description="PostgreSQL URL of the role that owns the tables and runs migrations "
-        "(defaults to database_url).",
+        description="PostgreSQL URL of the role that owns the tables and runs migrations (defaults to database_url).",
     )
     app_role: str = Field(
         default="kadence_app",
         description="Database role the application connects as; migrations grant it access.",
     )
-    redis_url: SecretStr = Field(
-        default=SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL of the queues."
-    )
+    redis_url: SecretStr = Field(default=SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL of the queues.")
     master_token: SecretStr | None = Field(
         default=None, description="Bearer token with the master role (optional; tokens can be minted)."
     )
@@ -72,9 +69,7 @@ class Settings(BaseSettings):
     namespace: str | None = Field(
         default=None, description="Namespace the operator watches (all namespaces when unset)."
     )
-    worker_image: str = Field(
-        default="ghcr.io/kadence-dev/kadence:0.1.0", description="Image of worker Deployments."
-    )
+    worker_image: str = Field(default="ghcr.io/kadence-dev/kadence:0.1.0", description="Image of worker Deployments.")
     log_level: str = Field(default="INFO", description="Log level of every role.")
 
     @field_validator("webhook_allowed_hosts", "python_allowed_prefixes", mode="before")

@@ -156,8 +156,16 @@ class EmbeddedPostgres:
             if run_as:
                 os.chown(self.data_dir, run_as["user"], run_as["group"])
             result = subprocess.run(
-                [str(bin_dir / "initdb"), "-D", str(self.data_dir), "-U", POSTGRES_SUPERUSER,
-                 "--auth=trust", "--encoding=UTF8", "--no-sync"],
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    POSTGRES_SUPERUSER,
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-sync",
+                ],
                 capture_output=True,
                 text=True,
                 **run_as,  # type: ignore[call-overload]
@@ -170,9 +178,25 @@ class EmbeddedPostgres:
             if run_as:
                 os.chown(self.logfile, run_as["user"], run_as["group"])
             self.process = subprocess.Popen(
-                [str(bin_dir / "postgres"), "-D", str(self.data_dir), "-h", "127.0.0.1", "-p", str(self.port),
-                 "-k", "", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                 "-c", "max_connections=200"],
+                [
+                    str(bin_dir / "postgres"),
+                    "-D",
+                    str(self.data_dir),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-k",
+                    "",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "max_connections=200",
+                ],
                 stdout=logfile,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -229,8 +253,23 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         _check_port_free(self.port, "Redis")
-        args = [str(binary), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
-                "--logfile", str(self.logfile), "--save", "", "--hz", "100", "--databases", "64"]
+        args = [
+            str(binary),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--logfile",
+            str(self.logfile),
+            "--save",
+            "",
+            "--hz",
+            "100",
+            "--databases",
+            "64",
+        ]
         args += ["--appendonly", "yes" if self.persistent else "no"]
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True

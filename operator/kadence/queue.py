@@ -23,9 +23,8 @@ from typing import Any, cast
 
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.exceptions import WatchError
 from rq import Queue
 from rq.callbacks import Callback
 from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE
@@ -154,9 +153,7 @@ return 1
 class KadenceQueue(Queue):
     """An RQ queue whose delayed jobs (including RQ's own retries) keep millisecond times."""
 
-    def schedule_job(
-        self, job: RQJob, datetime: datetime, pipeline: Any = None, unique: bool = False
-    ) -> RQJob:
+    def schedule_job(self, job: RQJob, datetime: datetime, pipeline: Any = None, unique: bool = False) -> RQJob:
         pipe = pipeline if pipeline is not None else self.connection.pipeline()
         if datetime.tzinfo is None:
             datetime = datetime.replace(tzinfo=UTC)
@@ -341,7 +338,12 @@ class TaskQueue:
         enqueued_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         total = 0
         while True:
-            moved = int(self._promote(keys=self._promote_keys(), args=[f"{moment:.3f}", limit, enqueued_at, RQJob.redis_job_namespace_prefix]))
+            moved = int(
+                self._promote(
+                    keys=self._promote_keys(),
+                    args=[f"{moment:.3f}", limit, enqueued_at, RQJob.redis_job_namespace_prefix],
+                )
+            )
             total += moved
             if moved < limit:
                 return total
@@ -378,7 +380,12 @@ class TaskQueue:
         name = self.queues[priority].name
         try:
             status = self._cancel(
-                keys=[f"{RQJob.redis_job_namespace_prefix}{job_id}", queue_key(name), paused_key(name), delayed_key(name)],
+                keys=[
+                    f"{RQJob.redis_job_namespace_prefix}{job_id}",
+                    queue_key(name),
+                    paused_key(name),
+                    delayed_key(name),
+                ],
                 args=[job_id, self.completed_max_age_seconds],
             )
         except (RedisConnectionError, RedisTimeoutError) as exc:

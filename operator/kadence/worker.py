@@ -192,9 +192,7 @@ class WorkerPool:
     def _spawn(self, index: int) -> _Child:
         name = f"kadence-{socket.gethostname()}-{os.getpid()}-{index}-{int(time.time() * 1000) % 100000}"
         # Run through an import (not ``-m``) so RQ's string references reach this same module.
-        process = subprocess.Popen(
-            [sys.executable, "-c", "from kadence.worker import main; main()", "--name", name]
-        )
+        process = subprocess.Popen([sys.executable, "-c", "from kadence.worker import main; main()", "--name", name])
         log.info("worker process started name=%s pid=%s", name, process.pid)
         return _Child(name, process)
 
@@ -296,5 +294,3 @@ def main(argv: list[str] | None = None) -> None:
     except Exception:
         traceback.print_exc()
         sys.exit(1)
-
-

@@ -20,22 +20,33 @@ BOB = UserContext(user_id=20)
 
 
 def webhook(receiver: WebhookReceiver, user: UserContext = ALICE, **fields: object) -> TaskInput:
-    values: dict[str, object] = {"task_id": "t-1", "user_id": user.user_id, "task_goal": "ping", "handler": "webhook",
-                                 "args": {"url": receiver.url, "n": 1}}
+    values: dict[str, object] = {
+        "task_id": "t-1",
+        "user_id": user.user_id,
+        "task_goal": "ping",
+        "handler": "webhook",
+        "args": {"url": receiver.url, "n": 1},
+    }
     values.update(fields)
     return TaskInput(**values)  # type: ignore[arg-type]
 
 
 def python_task(user: UserContext, function: str, **args: object) -> TaskInput:
-    return TaskInput(task_id="py", user_id=user.user_id, handler="python",
-                     args={"callable": f"kadence.handlers.examples:{function}", **args})
+    return TaskInput(
+        task_id="py",
+        user_id=user.user_id,
+        handler="python",
+        args={"callable": f"kadence.handlers.examples:{function}", **args},
+    )
 
 
 def final_job(core: SchedulerCore, job_id: str, timeout: float = 20.0) -> object:
     return wait_for(lambda: (job := core.get_job(MASTER, job_id)).state.is_final and job, timeout, message=job_id)
 
 
-def test_task_runs_through_waiting_active_completed(core: SchedulerCore, receiver: WebhookReceiver, worker_pool) -> None:
+def test_task_runs_through_waiting_active_completed(
+    core: SchedulerCore, receiver: WebhookReceiver, worker_pool
+) -> None:
     scheduled = core.schedule_task(ALICE, webhook(receiver))
     assert core.get_job(ALICE, scheduled.job_id).state is JobState.WAITING
     worker_pool(1)
@@ -98,14 +109,22 @@ def test_webhook_failing_twice_then_succeeding_completes_on_third_attempt(
 
 def test_task_that_always_fails_ends_failed_with_every_attempt_recorded(core: SchedulerCore, worker_pool) -> None:
     worker_pool(1)
-    task = TaskInput(task_id="f", user_id=10, handler="python", max_attempts=2,
-                     args={"callable": "kadence.handlers.examples:fail", "message": "boom"})
+    task = TaskInput(
+        task_id="f",
+        user_id=10,
+        handler="python",
+        max_attempts=2,
+        args={"callable": "kadence.handlers.examples:fail", "message": "boom"},
+    )
     scheduled = core.schedule_task(ALICE, task)
     job = final_job(core, scheduled.job_id)
     assert job.state is JobState.FAILED and job.attempts == 2
     assert "boom" in (job.error or "")
     events = core.job_events(ALICE, scheduled.job_id)
-    assert [(e["kind"], e["attempt"]) for e in events if e["kind"] in ("error", "failed")] == [("error", 1), ("failed", 2)]
+    assert [(e["kind"], e["attempt"]) for e in events if e["kind"] in ("error", "failed")] == [
+        ("error", 1),
+        ("failed", 2),
+    ]
 
 
 def test_cancelled_delayed_job_never_runs(core: SchedulerCore, receiver: WebhookReceiver, worker_pool) -> None:
@@ -137,8 +156,13 @@ def test_cancelled_waiting_job_never_runs_and_finished_job_cannot_be_cancelled(
 
 def test_cancelling_an_active_job_stops_its_retries(core: SchedulerCore, worker_pool) -> None:
     worker_pool(1)
-    task = TaskInput(task_id="slow", user_id=10, handler="python", max_attempts=3,
-                     args={"callable": "kadence.handlers.examples:sleep", "seconds": 1})
+    task = TaskInput(
+        task_id="slow",
+        user_id=10,
+        handler="python",
+        max_attempts=3,
+        args={"callable": "kadence.handlers.examples:sleep", "seconds": 1},
+    )
     scheduled = core.schedule_task(ALICE, task)
     wait_for(lambda: core.get_job(ALICE, scheduled.job_id).state is JobState.ACTIVE)
     assert core.cancel_job(ALICE, scheduled.job_id).state is JobState.CANCELLED
@@ -147,8 +171,9 @@ def test_cancelling_an_active_job_stops_its_retries(core: SchedulerCore, worker_
     assert job.state is JobState.CANCELLED and job.result is None
 
 
-def test_pause_holds_jobs_and_resume_runs_the_most_urgent_first(core: SchedulerCore, receiver: WebhookReceiver,
-                                                                 worker_pool) -> None:
+def test_pause_holds_jobs_and_resume_runs_the_most_urgent_first(
+    core: SchedulerCore, receiver: WebhookReceiver, worker_pool
+) -> None:
     worker_pool(1)
     time.sleep(1.0)  # the worker is up and blocked waiting for work
     core.pause(MASTER)
@@ -172,8 +197,13 @@ def test_only_master_pauses(core: SchedulerCore) -> None:
 
 def test_worker_killed_mid_job_does_not_lose_it(core: SchedulerCore, worker_pool) -> None:
     pool = worker_pool(1)
-    task = TaskInput(task_id="slow", user_id=10, handler="python", max_attempts=2,
-                     args={"callable": "kadence.handlers.examples:sleep", "seconds": 1.5})
+    task = TaskInput(
+        task_id="slow",
+        user_id=10,
+        handler="python",
+        max_attempts=2,
+        args={"callable": "kadence.handlers.examples:sleep", "seconds": 1.5},
+    )
     scheduled = core.schedule_task(ALICE, task)
     wait_for(lambda: core.get_job(ALICE, scheduled.job_id).state is JobState.ACTIVE)
     from tests.support import children_of
@@ -227,7 +257,8 @@ def test_recurring_task_is_stored_with_next_run(core: SchedulerCore, receiver: W
     with pytest.raises(InvalidInput, match="cronExpression"):
         core.schedule_recurring_task(ALICE, webhook(receiver), name="bad", cron_expression="61 * * * *")
     with pytest.raises(InvalidInput, match="timezone"):
-        core.schedule_recurring_task(ALICE, webhook(receiver), name="bad", cron_expression="* * * * *",
-                                     timezone="Mars/Olympus")
+        core.schedule_recurring_task(
+            ALICE, webhook(receiver), name="bad", cron_expression="* * * * *", timezone="Mars/Olympus"
+        )
     core.delete_schedule(ALICE, schedule.id)
     assert core.list_cron_schedules(ALICE, 10) == []

@@ -17,16 +17,19 @@ MASTER = UserContext(1, Role.MASTER)
 
 def _as(app_url: str, user: UserContext) -> psycopg.Connection:
     conn = psycopg.connect(app_url, row_factory=dict_row)
-    conn.execute("SELECT set_config('kadence.user_id', %s, false), set_config('kadence.role', %s, false)",
-                 (str(user.user_id), user.role.value))
+    conn.execute(
+        "SELECT set_config('kadence.user_id', %s, false), set_config('kadence.role', %s, false)",
+        (str(user.user_id), user.role.value),
+    )
     return conn
 
 
 @pytest.fixture
 def bobs_rows(core: SchedulerCore) -> dict[str, object]:
     job = core.schedule_task(BOB, TaskInput(task_id="secret", user_id=20, handler="noop"))
-    schedule = core.schedule_recurring_task(BOB, TaskInput(task_id="s", user_id=20, handler="noop"),
-                                            name="bob's", cron_expression="0 * * * *")
+    schedule = core.schedule_recurring_task(
+        BOB, TaskInput(task_id="s", user_id=20, handler="noop"), name="bob's", cron_expression="0 * * * *"
+    )
     token = core.create_token(MASTER, 20, "user")
     return {"job_id": job.job_id, "schedule_id": schedule.id, "token": token}
 
@@ -35,7 +38,8 @@ def test_the_application_role_does_not_own_the_tables(database: tuple[str, str])
     _, app_url = database
     with psycopg.connect(app_url) as conn:
         owners = conn.execute(
-            "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'kadence_migrations'"
+            "SELECT tablename, tableowner FROM pg_tables"
+            " WHERE schemaname = 'public' AND tablename <> 'kadence_migrations'"
         ).fetchall()
         me = conn.execute("SELECT current_user").fetchone()[0]
         assert owners and all(owner != me for _, owner in owners)
@@ -52,7 +56,9 @@ def test_user_cannot_read_another_users_rows(database: tuple[str, str], bobs_row
         assert conn.execute("SELECT * FROM api_tokens").fetchall() == []
 
 
-def test_user_cannot_update_or_delete_another_users_rows(database: tuple[str, str], bobs_rows: dict[str, object]) -> None:
+def test_user_cannot_update_or_delete_another_users_rows(
+    database: tuple[str, str], bobs_rows: dict[str, object]
+) -> None:
     with _as(database[1], ALICE) as conn:
         assert conn.execute("UPDATE jobs SET state = 'cancelled'").rowcount == 0
         assert conn.execute("UPDATE cron_schedules SET enabled = false").rowcount == 0
@@ -114,8 +120,9 @@ def test_core_answers_not_found_for_another_users_job(core: SchedulerCore, bobs_
     assert core.get_job(BOB, str(bobs_rows["job_id"])).task_id == "secret"
 
 
-def test_tokens_are_stored_hashed_and_authenticate(database: tuple[str, str], core: SchedulerCore,
-                                                   bobs_rows: dict[str, object]) -> None:
+def test_tokens_are_stored_hashed_and_authenticate(
+    database: tuple[str, str], core: SchedulerCore, bobs_rows: dict[str, object]
+) -> None:
     token = str(bobs_rows["token"])
     assert core.authenticate(token) == BOB
     assert core.authenticate(token + "x") is None

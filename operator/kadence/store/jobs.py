@@ -83,9 +83,19 @@ def insert_job(conn: Connection, new: NewJob, *, check: bool = True) -> bool:
         RETURNING job_id
         """,
         (
-            new.job_id, spec.user_id, spec.task_id, spec.task_goal, spec.priority.value, spec.handler,
-            Jsonb(spec.args), new.state.value, spec.max_attempts, new.scheduled_for, new.schedule_id,
-            new.tick_at, new.owner,
+            new.job_id,
+            spec.user_id,
+            spec.task_id,
+            spec.task_goal,
+            spec.priority.value,
+            spec.handler,
+            Jsonb(spec.args),
+            new.state.value,
+            spec.max_attempts,
+            new.scheduled_for,
+            new.schedule_id,
+            new.tick_at,
+            new.owner,
         ),
     )
     return cursor.fetchone() is not None if check else True
@@ -103,9 +113,19 @@ def insert_jobs(conn: Connection, jobs: list[NewJob]) -> None:
             """,
             [
                 (
-                    new.job_id, new.spec.user_id, new.spec.task_id, new.spec.task_goal, new.spec.priority.value,
-                    new.spec.handler, Jsonb(new.spec.args), new.state.value, new.spec.max_attempts,
-                    new.scheduled_for, new.schedule_id, new.tick_at, new.owner,
+                    new.job_id,
+                    new.spec.user_id,
+                    new.spec.task_id,
+                    new.spec.task_goal,
+                    new.spec.priority.value,
+                    new.spec.handler,
+                    Jsonb(new.spec.args),
+                    new.state.value,
+                    new.spec.max_attempts,
+                    new.scheduled_for,
+                    new.schedule_id,
+                    new.tick_at,
+                    new.owner,
                 )
                 for new in jobs
             ],
@@ -203,8 +223,15 @@ def mark_attempt_failed(db: Database, job_id: str, attempt: int, error: str, ret
         SELECT id FROM updated
         """,
         (
-            "failed" if final else "delayed", attempt, error, final, retry_at, job_id,
-            "failed" if final else "error", attempt, error,
+            "failed" if final else "delayed",
+            attempt,
+            error,
+            final,
+            retry_at,
+            job_id,
+            "failed" if final else "error",
+            attempt,
+            error,
         ),
     )
     return row is not None

@@ -17,9 +17,7 @@ _LOCK_ID = 0x6B6164656E6365
 def migration_files() -> list[tuple[str, str]]:
     """(version, SQL text) of every migration shipped with the package, in order."""
     folder = resources.files("kadence.store") / "migrations"
-    entries = sorted(
-        (entry.name, entry.read_text()) for entry in folder.iterdir() if entry.name.endswith(".sql")
-    )
+    entries = sorted((entry.name, entry.read_text()) for entry in folder.iterdir() if entry.name.endswith(".sql"))
     return [(name.removesuffix(".sql"), text) for name, text in entries]
 
 

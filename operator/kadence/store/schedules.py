@@ -72,14 +72,29 @@ def to_schedule(row: Row) -> CronSchedule:
 def _values(new: NewSchedule) -> tuple[Any, ...]:
     spec = new.spec
     return (
-        new.name, spec.task_goal, new.cron_expression, new.timezone, spec.user_id, new.enabled, new.next_run,
-        Jsonb(new.metadata), spec.priority.value, spec.max_attempts, spec.handler, Jsonb(spec.args),
-        new.concurrency_policy.value, new.starting_deadline_seconds, new.jitter_seconds,
-        new.successful_jobs_history_limit, new.failed_jobs_history_limit, new.owner, new.owner_uid,
+        new.name,
+        spec.task_goal,
+        new.cron_expression,
+        new.timezone,
+        spec.user_id,
+        new.enabled,
+        new.next_run,
+        Jsonb(new.metadata),
+        spec.priority.value,
+        spec.max_attempts,
+        spec.handler,
+        Jsonb(spec.args),
+        new.concurrency_policy.value,
+        new.starting_deadline_seconds,
+        new.jitter_seconds,
+        new.successful_jobs_history_limit,
+        new.failed_jobs_history_limit,
+        new.owner,
+        new.owner_uid,
     )
 
 
-_INSERT = f"""
+_INSERT = """
     INSERT INTO cron_schedules (name, task_goal, cron_expression, timezone, user_id, enabled, next_run,
         metadata, priority, max_attempts, handler, args, concurrency_policy, starting_deadline_seconds,
         jitter_seconds, successful_jobs_history_limit, failed_jobs_history_limit, owner, owner_uid)
