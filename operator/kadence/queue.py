@@ -59,6 +59,18 @@ _RQ_TO_STATE = {
 }
 
 
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _parse_time(text: str) -> datetime:
+    """An RQ timestamp (ISO 8601, Z suffix); the epoch when missing or unreadable."""
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return datetime.fromtimestamp(0, UTC)
+
+
 def delayed_key(queue_name: str) -> str:
     return f"kadence:delayed:{queue_name}"
 
@@ -459,19 +471,28 @@ class TaskQueue:
             return sum(int(count) for count in pipe.execute())
 
     def apply_retention(self) -> int:
-        """Keep the newest ``completed_keep`` finished and ``failed_keep`` failed jobs; drop the rest."""
+        """Keep the newest ``completed_keep`` finished and ``failed_keep`` failed jobs; drop the rest.
+
+        Completed jobs older than ``completed_max_age_seconds`` go too. PostgreSQL keeps the
+        history; this only bounds Redis memory.
+        """
         removed = 0
-        cutoff = time.time() - self.completed_max_age_seconds
+        cutoff = datetime.fromtimestamp(time.time() - self.completed_max_age_seconds, UTC)
         for registry_class, keep in ((FinishedJobRegistry, self.completed_keep), (FailedJobRegistry, self.failed_keep)):
-            entries: list[tuple[float, str, KadenceQueue]] = []
+            entries: list[tuple[str, str, KadenceQueue]] = []  # (ended_at, job id, queue)
             for queue in self.queues.values():
                 key = registry_class(queue=queue).key
-                members: list[tuple[bytes, float]] = self.redis.zrange(key, 0, -1, withscores=True)  # type: ignore[assignment]
-                entries += [(score, member.decode(), queue) for member, score in members]
-            entries.sort(reverse=True)
+                members: list[bytes] = self.redis.zrange(key, 0, -1)  # type: ignore[assignment]
+                ids = [member.decode() for member in members]
+                with self.redis.pipeline(transaction=False) as pipe:
+                    for job_id in ids:
+                        pipe.hget(f"{RQJob.redis_job_namespace_prefix}{job_id}", "ended_at")
+                    ended = pipe.execute()
+                entries += [(_text(end) or "", job_id, queue) for job_id, end in zip(ids, ended, strict=True)]
+            entries.sort(reverse=True)  # ISO timestamps sort in time order: newest first
             stale = entries[keep:]
             if registry_class is FinishedJobRegistry:
-                stale += [entry for entry in entries[:keep] if self._finished_before(entry[1], cutoff)]
+                stale += [entry for entry in entries[:keep] if _parse_time(entry[0]) < cutoff]
             for _, job_id, queue in stale:
                 with self.redis.pipeline() as pipe:
                     pipe.zrem(registry_class(queue=queue).key, job_id)
@@ -482,16 +503,6 @@ class TaskQueue:
                     pipe.execute()
                 removed += 1
         return removed
-
-    def _finished_before(self, job_id: str, cutoff: float) -> bool:
-        ended = self.redis.hget(f"{RQJob.redis_job_namespace_prefix}{job_id}", "ended_at")
-        if not ended:
-            return True
-        text = ended.decode() if isinstance(ended, bytes) else str(ended)
-        try:
-            return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() < cutoff
-        except ValueError:
-            return False
 
     def recover_abandoned(self, job_ids: Iterable[str] = ()) -> None:
         """Fail (and so retry or finally fail) jobs whose worker died.

@@ -1,0 +1,62 @@
+"""The RQ adapter on its own: statistics per priority, retention, the migrate command."""
+
+from __future__ import annotations
+
+import psycopg
+from pydantic import SecretStr
+from redis import Redis
+
+from kadence.config import Settings
+from kadence.core import SchedulerCore, TaskInput
+from kadence.domain.models import Priority, Role, UserContext
+from kadence.queue import TaskQueue
+from tests.support import start_kadence, wait_for
+
+ALICE = UserContext(10)
+MASTER = UserContext(1, Role.MASTER)
+
+
+def _noop(priority: str = "normal") -> TaskInput:
+    return TaskInput(task_id="n", user_id=10, handler="noop", priority=priority)
+
+
+def test_statistics_count_per_priority(core: SchedulerCore) -> None:
+    for priority in ("critical", "low", "low"):
+        core.schedule_task(ALICE, _noop(priority))
+    core.schedule_delayed_task(ALICE, _noop("high"), delay_ms=60_000)
+    stats = core.get_queue_stats(MASTER)
+    assert (stats.waiting, stats.delayed, stats.active, stats.paused) == (3, 1, 0, 0)
+    assert stats.by_priority[Priority.LOW]["waiting"] == 2
+    assert stats.by_priority[Priority.CRITICAL]["waiting"] == 1
+    assert stats.by_priority[Priority.HIGH]["delayed"] == 1
+
+
+def test_retention_keeps_the_newest_completed_jobs(core: SchedulerCore, settings: Settings, worker_pool) -> None:
+    ids = [core.schedule_task(ALICE, _noop()).job_id for _ in range(8)]
+    worker_pool(1)
+    wait_for(lambda: all(core.get_job(ALICE, job_id).state.is_final for job_id in ids), 20)
+    queue = TaskQueue(Redis.from_url(settings.redis_url.get_secret_value()), completed_keep=5)
+    wait_for(lambda: queue.stats().completed == 8, 5)
+    assert queue.apply_retention() == 3
+    assert queue.stats().completed == 5
+    kept = [job_id for job_id in ids if queue.fetch(job_id) is not None]
+    assert kept == ids[-5:]
+    # PostgreSQL keeps the history of all of them.
+    assert all(core.get_job(ALICE, job_id).state.value == "completed" for job_id in ids)
+
+
+def test_migrate_command_applies_once(settings: Settings, postgres_admin_url: str) -> None:
+    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS kadence_migrate_test WITH (FORCE)")
+        conn.execute("CREATE DATABASE kadence_migrate_test")
+    owner = postgres_admin_url.rsplit("/", 1)[0] + "/kadence_migrate_test"
+    fresh = settings.model_copy(update={"migration_database_url": SecretStr(owner)})
+    first = start_kadence(["migrate"], fresh, stdout=-1)
+    assert first.wait(60) == 0 and b"0001_initial" in first.stdout.read()
+    second = start_kadence(["migrate"], fresh, stdout=-1)
+    assert second.wait(60) == 0 and b"up to date" in second.stdout.read()
+    with psycopg.connect(owner) as conn:
+        applied = conn.execute("SELECT count(*) FROM kadence_migrations").fetchone()
+        tables = {row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert {"jobs", "job_events", "cron_schedules", "api_tokens"} <= tables
+    assert applied is not None and applied[0] >= 1
