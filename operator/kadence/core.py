@@ -355,6 +355,28 @@ class SchedulerCore:
     def is_paused(self) -> bool:
         return self.queue.is_paused()
 
+    def requeue_lost_jobs(self, grace_seconds: float = 30.0, limit: int = 500) -> int:
+        """Queue again the waiting or delayed jobs whose Redis entry is gone; returns how many.
+
+        PostgreSQL is the record of what was accepted. A job can be missing from Redis after
+        a Redis restart without persistence, or a crash between the commit and the enqueue
+        (``grace_seconds`` leaves time for an enqueue in progress). Job ids are kept, so a
+        job is never queued twice.
+        """
+        system = UserContext.system()
+        with self._session(system) as conn:
+            pending = job_store.pending_jobs_older_than(conn, grace_seconds, limit)
+        requeued = 0
+        now = self.clock()
+        for job, spec in pending:
+            if self.queue.state(job.job_id) is not None:
+                continue
+            run_at = job.scheduled_for if job.scheduled_for and job.scheduled_for > now else None
+            if self.queue.enqueue(job.job_id, spec, run_at=run_at, schedule_id=job.schedule_id).created:
+                requeued += 1
+                log.warning("lost job queued again job_id=%s state=%s", job.job_id, job.state.value)
+        return requeued
+
     # -- tokens ------------------------------------------------------------------------
 
     def create_token(self, ctx: UserContext, user_id: object, role: object = "user", description: str = "") -> str:

@@ -28,6 +28,7 @@ from rq import SimpleWorker, get_current_job
 from rq.job import Job as RQJob
 
 from kadence.config import Settings
+from kadence.core import SchedulerCore, core_from_settings
 from kadence.domain.models import UserContext
 from kadence.domain.policies import attempt_number
 from kadence.handlers import Handler, TaskContext, build_handlers
@@ -200,7 +201,8 @@ class WorkerPool:
         self._stop.set()
 
     def run(self) -> int:
-        queue = task_queue_from_settings(self.settings)
+        core = core_from_settings(self.settings)
+        queue = core.queue
         runtime = _runtime_from_settings(self.settings)
         # Callbacks of jobs abandoned by dead workers run here, so this process needs the runtime too.
         install_runtime(runtime)
@@ -218,11 +220,12 @@ class WorkerPool:
                         self.children[index] = replacement
                 if time.monotonic() - last_maintenance > MAINTENANCE_INTERVAL:
                     last_maintenance = time.monotonic()
-                    self._maintain(queue)
+                    self._maintain(core)
         finally:
             self._shutdown()
             install_runtime(None)
             runtime.db.close()
+            core.close()
         return 0
 
     def _respawn_due(self, child: _Child) -> bool:
@@ -247,12 +250,14 @@ class WorkerPool:
         except Exception:
             log.exception("could not recover the jobs of a dead worker name=%s", child.name)
 
-    def _maintain(self, queue: TaskQueue) -> None:
+    def _maintain(self, core: SchedulerCore) -> None:
+        """Every few seconds: fail abandoned attempts, bound Redis memory, requeue lost jobs."""
         try:
-            queue.recover_abandoned()
-            removed = queue.apply_retention()
-            if removed:
-                log.info("retention removed=%s", removed)
+            core.queue.recover_abandoned()
+            removed = core.queue.apply_retention()
+            requeued = core.requeue_lost_jobs()
+            if removed or requeued:
+                log.info("housekeeping retention_removed=%s requeued=%s", removed, requeued)
         except Exception:
             log.exception("housekeeping failed")
 

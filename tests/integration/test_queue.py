@@ -60,3 +60,16 @@ def test_migrate_command_applies_once(settings: Settings, postgres_admin_url: st
         tables = {row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert {"jobs", "job_events", "cron_schedules", "api_tokens"} <= tables
     assert applied is not None and applied[0] >= 1
+
+
+def test_a_job_lost_from_redis_is_queued_again(core: SchedulerCore, settings: Settings, worker_pool) -> None:
+    first = core.schedule_task(ALICE, _noop()).job_id
+    later = core.schedule_delayed_task(ALICE, _noop(), delay_ms=60_000).job_id
+    Redis.from_url(settings.redis_url.get_secret_value()).flushdb()  # Redis lost everything
+    assert core.requeue_lost_jobs(grace_seconds=0) == 2
+    assert core.requeue_lost_jobs(grace_seconds=0) == 0  # already back: never queued twice
+    stats = core.get_queue_stats(MASTER)
+    assert (stats.waiting, stats.delayed) == (1, 1)
+    worker_pool(1)
+    wait_for(lambda: core.get_job(ALICE, first).state.value == "completed", 20)
+    assert core.get_job(ALICE, later).state.value == "delayed"

@@ -8,7 +8,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from kadence.domain.models import EventKind, Job, JobState, Priority, TaskSpec, UserContext
+from kadence.domain.models import Backoff, EventKind, Job, JobState, Priority, TaskSpec, UserContext
 from kadence.store.db import Connection, Database, Row
 
 # The worker's bookkeeping acts for the system: it updates jobs of every user.
@@ -62,41 +62,38 @@ def _event(kind: EventKind) -> str:
     return kind.value
 
 
+_INSERT_JOB = """
+    INSERT INTO jobs (id, user_id, task_id, task_goal, priority, handler, args, state, max_attempts,
+                      scheduled_for, schedule_id, tick_at, owner,
+                      backoff_base_seconds, backoff_max_seconds, timeout_seconds)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (id) DO NOTHING
+"""
+
+
+def _row_values(new: NewJob) -> tuple[Any, ...]:
+    spec = new.spec
+    return (
+        new.job_id, spec.user_id, spec.task_id, spec.task_goal, spec.priority.value, spec.handler, Jsonb(spec.args),
+        new.state.value, spec.max_attempts, new.scheduled_for, new.schedule_id, new.tick_at, new.owner,
+        spec.backoff.base_seconds, spec.backoff.max_seconds, spec.timeout_seconds,
+    )  # fmt: skip
+
+
 def insert_job(conn: Connection, new: NewJob, *, check: bool = True) -> bool:
     """Record a new job and its 'scheduled' event; False if a job with this id already exists.
 
     With ``check=False`` the outcome is not read (so in a pipelined session the insert
     travels with the commit); use it for freshly generated ids.
     """
-    spec = new.spec
     cursor = conn.execute(
         f"""
-        WITH inserted AS (
-            INSERT INTO jobs (id, user_id, task_id, task_goal, priority, handler, args, state,
-                              max_attempts, scheduled_for, schedule_id, tick_at, owner)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-            ON CONFLICT (id) DO NOTHING
-            RETURNING id, user_id
-        )
+        WITH inserted AS ({_INSERT_JOB} RETURNING id, user_id)
         INSERT INTO job_events (job_id, user_id, kind)
         SELECT id, user_id, '{_event(EventKind.SCHEDULED)}' FROM inserted
         RETURNING job_id
         """,
-        (
-            new.job_id,
-            spec.user_id,
-            spec.task_id,
-            spec.task_goal,
-            spec.priority.value,
-            spec.handler,
-            Jsonb(spec.args),
-            new.state.value,
-            spec.max_attempts,
-            new.scheduled_for,
-            new.schedule_id,
-            new.tick_at,
-            new.owner,
-        ),
+        _row_values(new),
     )
     return cursor.fetchone() is not None if check else True
 
@@ -104,32 +101,7 @@ def insert_job(conn: Connection, new: NewJob, *, check: bool = True) -> bool:
 def insert_jobs(conn: Connection, jobs: list[NewJob]) -> None:
     """Record many new jobs at once (the bulk path); existing ids are left as they are."""
     with conn.cursor() as cur:
-        cur.executemany(
-            """
-            INSERT INTO jobs (id, user_id, task_id, task_goal, priority, handler, args, state,
-                              max_attempts, scheduled_for, schedule_id, tick_at, owner)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-            ON CONFLICT (id) DO NOTHING
-            """,
-            [
-                (
-                    new.job_id,
-                    new.spec.user_id,
-                    new.spec.task_id,
-                    new.spec.task_goal,
-                    new.spec.priority.value,
-                    new.spec.handler,
-                    Jsonb(new.spec.args),
-                    new.state.value,
-                    new.spec.max_attempts,
-                    new.scheduled_for,
-                    new.schedule_id,
-                    new.tick_at,
-                    new.owner,
-                )
-                for new in jobs
-            ],
-        )
+        cur.executemany(_INSERT_JOB, [_row_values(new) for new in jobs])
         cur.executemany(
             "INSERT INTO job_events (job_id, user_id, kind) VALUES (%s, %s, 'scheduled')",
             [(new.job_id, new.spec.user_id) for new in jobs],
@@ -267,3 +239,30 @@ def job_timings(conn: Connection) -> list[Row]:
 def delete_all_jobs(conn: Connection) -> int:
     """Remove every visible job (used to reset between measurements and drills)."""
     return conn.execute("DELETE FROM jobs").rowcount
+
+
+def pending_jobs_older_than(conn: Connection, age_seconds: float, limit: int) -> list[tuple[Job, TaskSpec]]:
+    """Waiting or delayed jobs created more than ``age_seconds`` ago, with the spec to queue them again."""
+    rows = conn.execute(
+        f"""
+        SELECT {_COLUMNS}, backoff_base_seconds, backoff_max_seconds, timeout_seconds FROM jobs
+        WHERE state IN ('waiting', 'delayed') AND created_at < now() - make_interval(secs => %s)
+        ORDER BY created_at LIMIT %s
+        """,
+        (age_seconds, limit),
+    ).fetchall()
+    return [(_to_job(row), _to_spec(row)) for row in rows]
+
+
+def _to_spec(row: Row) -> TaskSpec:
+    return TaskSpec(
+        task_id=row["task_id"],
+        user_id=row["user_id"],
+        task_goal=row["task_goal"],
+        priority=Priority(row["priority"]),
+        max_attempts=row["max_attempts"],
+        handler=row["handler"],
+        args=row["args"],
+        backoff=Backoff(base_seconds=row["backoff_base_seconds"], max_seconds=row["backoff_max_seconds"]),
+        timeout_seconds=row["timeout_seconds"],
+    )
