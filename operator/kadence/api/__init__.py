@@ -1,0 +1,1 @@
+"""The HTTP API sidecar: FastAPI routes in front of :class:`kadence.core.SchedulerCore`."""
