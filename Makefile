@@ -41,3 +41,10 @@ bench: install ## every benchmark figure beside its baseline, as one JSON object
 
 bench-quick: install ## the same at small sizes
 	$(PY) bench/run.py --quick
+
+.PHONY: drills drills-short
+drills: install ## fault drills (workers killed, Redis and PostgreSQL restarted, malformed traffic)
+	$(PY) bench/drills.py
+
+drills-short: install ## the same with fewer rounds
+	$(PY) bench/drills.py --short

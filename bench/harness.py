@@ -21,6 +21,7 @@ from redis import Redis
 
 from kadence.config import Settings
 from kadence.core import SchedulerCore, core_from_settings
+from kadence.domain.errors import Unavailable
 from kadence.domain.models import UserContext
 from kadence.embedded import APP_ROLE, EmbeddedServers
 from kadence.store import jobs
@@ -55,10 +56,10 @@ class BenchEnv:
 
 
 @contextmanager
-def bench_env() -> Iterator[BenchEnv]:
+def bench_env(persistent: bool = False) -> Iterator[BenchEnv]:
     """Embedded PostgreSQL and Redis in a temporary directory, migrated, with a connected core."""
     with tempfile.TemporaryDirectory(prefix="kadence-bench-") as data_dir:
-        servers = EmbeddedServers(Path(data_dir), persistent=False).start()
+        servers = EmbeddedServers(Path(data_dir), persistent=persistent).start()
         try:
             migrate(servers.postgres.owner_url(), APP_ROLE)
             settings = Settings(
@@ -172,7 +173,10 @@ class FastReceiver:
 def wait_until(predicate: Any, timeout: float, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return True
+        try:
+            if predicate():
+                return True
+        except Unavailable:
+            pass  # a server is restarting: ask again
         time.sleep(interval)
     return False

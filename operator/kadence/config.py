@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     )
     db_pool_min: int = Field(default=1, ge=0, description="Minimum PostgreSQL connections per process.")
     db_pool_max: int = Field(default=10, ge=1, description="Maximum PostgreSQL connections per process.")
+    db_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Longest a request waits for a PostgreSQL connection before it answers 503."
+    )
     default_handler: str = Field(default="webhook", description="Handler of tasks that name none.")
     default_priority: Priority = Field(default=Priority.NORMAL, description="Priority of tasks that name none.")
     default_max_attempts: int = Field(default=3, ge=1, le=100, description="Attempts of tasks that name none.")

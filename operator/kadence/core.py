@@ -32,6 +32,7 @@ from kadence.domain.models import (
     TaskSpec,
     UserContext,
 )
+from kadence.domain.ticks import manual_job_id, tick_task_spec
 from kadence.domain.validation import (
     build_task_spec,
     parse_args,
@@ -329,6 +330,18 @@ class SchedulerCore:
             schedule_store.delete_schedule(conn, schedule_id)
         self.queue.redis.publish(SCHEDULES_CHANGED, str(schedule_id))
 
+    def trigger_schedule(self, ctx: UserContext, schedule_id: int) -> ScheduledJob:
+        """Run a schedule once now ("run now"); its cadence, next_run and policies are untouched.
+
+        Another user's schedule is invisible under row-level security, so it is NotFound.
+        """
+        schedule = self.get_schedule(ctx, schedule_id)
+        spec = tick_task_spec(schedule, self.defaults)
+        job_id = manual_job_id(schedule.id, uuid.uuid4().hex)
+        scheduled = self._schedule(ctx, spec, None, job_id=job_id, owner=None, schedule_id=schedule.id)
+        log.info("schedule triggered schedule_id=%s job_id=%s user_id=%s", schedule.id, job_id, ctx.user_id)
+        return scheduled
+
     def delete_owned_schedule(self, ctx: UserContext, owner_uid: str) -> bool:
         with self._session(ctx) as conn:
             deleted = schedule_store.delete_owned_schedule(conn, owner_uid)
@@ -457,13 +470,14 @@ def build_core(
     *,
     pool_min: int = 1,
     pool_max: int = 10,
+    pool_timeout: float = 10.0,
     completed_keep: int = 100,
     completed_max_age_seconds: int = 86400,
     failed_keep: int = 1000,
     open_timeout: float = 10.0,
 ) -> SchedulerCore:
     """Connect to PostgreSQL and Redis and return a ready core (the caller closes it)."""
-    db = Database(database_url, min_size=pool_min, max_size=pool_max)
+    db = Database(database_url, min_size=pool_min, max_size=pool_max, timeout=pool_timeout)
     db.open(wait=True, timeout=open_timeout)
     redis = Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
     queue = TaskQueue(
@@ -504,6 +518,7 @@ def core_from_settings(settings: Settings) -> SchedulerCore:
         defaults,
         pool_min=settings.db_pool_min,
         pool_max=settings.db_pool_max,
+        pool_timeout=settings.db_timeout_seconds,
         completed_keep=settings.completed_keep,
         completed_max_age_seconds=settings.completed_max_age_seconds,
         failed_keep=settings.failed_keep,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -25,7 +25,9 @@ _SET_CONTEXT = "SELECT set_config('kadence.user_id', %s, true), set_config('kade
 class Database:
     """A psycopg pool whose sessions act for one user (see the RLS policies in migrations/)."""
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10, name: str = "kadence") -> None:
+    def __init__(
+        self, url: str, *, min_size: int = 1, max_size: int = 10, name: str = "kadence", timeout: float = 10.0
+    ) -> None:
         self._pool: ConnectionPool[Connection] = ConnectionPool(
             url,
             min_size=min_size,
@@ -33,7 +35,7 @@ class Database:
             open=False,
             name=name,
             kwargs={"row_factory": dict_row, "autocommit": False},
-            timeout=10.0,
+            timeout=timeout,
             reconnect_timeout=30.0,
         )
 
@@ -54,12 +56,42 @@ class Database:
         the end travel with the commit, so a plain insert costs a single round trip.
         """
         try:
-            with self._pool.connection() as conn, conn.pipeline():
-                conn.execute(_SET_CONTEXT, (str(ctx.user_id), ctx.role.value))
+            with ExitStack() as stack:
+                conn = self._begin(stack, ctx)
                 yield conn
                 conn.commit()
         except (psycopg.OperationalError, PoolTimeout) as exc:
+            self._discard_broken()
             raise Unavailable(f"PostgreSQL is unreachable: {exc}") from exc
+
+    def _begin(self, stack: ExitStack, ctx: UserContext) -> Connection:
+        """Check a connection out and set the user context, past one stale connection.
+
+        After a PostgreSQL restart the pool still holds connections to the old server; the
+        first statement on one fails at once, before anything was done, so trying another
+        connection is safe.
+        """
+        for attempt in (1, 2):
+            inner = ExitStack()
+            try:
+                conn = inner.enter_context(self._pool.connection())
+                inner.enter_context(conn.pipeline())
+                conn.execute(_SET_CONTEXT, (str(ctx.user_id), ctx.role.value))
+            except psycopg.OperationalError:
+                with suppress(psycopg.Error):
+                    inner.close()
+                if attempt == 2:
+                    raise
+                self._discard_broken()
+                continue
+            stack.enter_context(inner)
+            return conn
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _discard_broken(self) -> None:
+        """Drop idle connections that lost their server, so the next request gets a fresh one."""
+        with suppress(Exception):
+            self._pool.check()
 
     def execute_once(self, ctx: UserContext, query: str, params: tuple[Any, ...]) -> Row | None:
         """Run one statement as its own transaction in a single round trip; return its first row.
@@ -75,6 +107,7 @@ class Database:
                     conn.commit()
                 return cursor.fetchone() if cursor.description else None
         except (psycopg.OperationalError, PoolTimeout) as exc:
+            self._discard_broken()
             raise Unavailable(f"PostgreSQL is unreachable: {exc}") from exc
 
     @contextmanager
@@ -84,6 +117,7 @@ class Database:
             with self._pool.connection() as conn:
                 yield conn
         except (psycopg.OperationalError, PoolTimeout) as exc:
+            self._discard_broken()
             raise Unavailable(f"PostgreSQL is unreachable: {exc}") from exc
 
     def ping(self) -> bool:
