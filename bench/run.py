@@ -18,7 +18,7 @@ from typing import Any
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent / "operator"), str(Path(__file__).resolve().parent.parent)]
 
-from bench import figures_queue  # noqa: E402
+from bench import figures_bullmq, figures_queue  # noqa: E402
 from bench.harness import BenchEnv, bench_env  # noqa: E402
 
 SIZES = {
@@ -35,6 +35,7 @@ def figures(size: dict[str, int], quick: bool) -> dict[str, Callable[[BenchEnv],
         "processing": lambda env: figures_queue.processing(env, size["processing"]),
         "delayed_lateness": lambda env: figures_queue.delayed_punctuality(env, size["delayed"], *delays),
         "redis_memory": lambda env: figures_queue.redis_memory(env, size["memory"]),
+        "bullmq": lambda env: figures_bullmq.bullmq(env, size["single"], size["bulk"], size["delayed"], delays),
     }
 
 
@@ -57,8 +58,41 @@ def main(argv: list[str] | None = None) -> int:
             report[name] = selected[name](env)
             report[name]["seconds"] = round(time.perf_counter() - began, 1)
             print(f"{name}: {json.dumps(report[name])}", file=sys.stderr)
+    report["summary"] = summary(report)
     print(json.dumps(report, indent=2))
     return 0
+
+
+def summary(report: dict[str, Any]) -> dict[str, Any]:
+    """Kadence against its baselines and targets, side by side (informational: nothing asserts)."""
+    out: dict[str, Any] = {}
+    single, bulk, processing = report.get("schedule_single"), report.get("schedule_bulk"), report.get("processing")
+    delayed, bull = report.get("delayed_lateness"), report.get("bullmq") or {}
+    if single:
+        out["schedule_single_vs_rq"] = single["ratio"]
+        if "add_per_s" in bull:
+            out["schedule_single_vs_bullmq"] = round(single["kadence_per_s"] / bull["add_per_s"], 2)
+    if bulk:
+        out["schedule_bulk_vs_rq"] = bulk["ratio"]
+        if "add_bulk_per_s" in bull:
+            out["schedule_bulk_vs_bullmq"] = round(bulk["kadence_per_s"] / bull["add_bulk_per_s"], 2)
+    if processing:
+        out["processing_noop_vs_rq"] = processing["noop"]["ratio"]
+        if "process_per_s" in bull:
+            out["processing_noop_vs_bullmq"] = round(processing["noop"]["kadence_per_s"] / bull["process_per_s"], 2)
+    if delayed:
+        kadence = delayed["kadence_ms"]
+        out["delayed_p99_ms"] = {
+            "kadence": kadence.get("p99"),
+            "raw_rq": delayed["raw_rq_ms"].get("p99"),
+            "bullmq": bull.get("delayed_lateness_ms", {}).get("p99"),
+        }
+        out["delayed_started_early"] = {
+            "kadence": kadence.get("early"),
+            "raw_rq": delayed["raw_rq_ms"].get("early"),
+            "bullmq": bull.get("delayed_lateness_ms", {}).get("early"),
+        }
+    return out
 
 
 if __name__ == "__main__":
