@@ -18,12 +18,12 @@ from typing import Any
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent / "operator"), str(Path(__file__).resolve().parent.parent)]
 
-from bench import figures_bullmq, figures_queue  # noqa: E402
+from bench import figures_bullmq, figures_http, figures_queue  # noqa: E402
 from bench.harness import BenchEnv, bench_env  # noqa: E402
 
 SIZES = {
-    "full": {"single": 5000, "bulk": 20000, "processing": 5000, "delayed": 500, "memory": 50000},
-    "quick": {"single": 300, "bulk": 1000, "processing": 300, "delayed": 30, "memory": 500},
+    "full": {"http": 2000, "single": 5000, "bulk": 20000, "processing": 5000, "delayed": 500, "memory": 50000},
+    "quick": {"http": 200, "single": 300, "bulk": 1000, "processing": 300, "delayed": 30, "memory": 500},
 }
 
 
@@ -35,6 +35,7 @@ def figures(size: dict[str, int], quick: bool) -> dict[str, Callable[[BenchEnv],
         "processing": lambda env: figures_queue.processing(env, size["processing"]),
         "delayed_lateness": lambda env: figures_queue.delayed_punctuality(env, size["delayed"], *delays),
         "redis_memory": lambda env: figures_queue.redis_memory(env, size["memory"]),
+        "http": lambda env: figures_http.http_schedule(env, size["http"]),
         "bullmq": lambda env: figures_bullmq.bullmq(env, size["single"], size["bulk"], size["delayed"], delays),
     }
 
