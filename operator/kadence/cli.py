@@ -22,9 +22,15 @@ def _cmd_migrate(settings: Settings, options: argparse.Namespace) -> int:
 
 
 def _cmd_worker(settings: Settings, options: argparse.Namespace) -> int:
-    from kadence.worker import run_worker_pool
+    from kadence.domain.errors import InvalidInput
+    from kadence.worker import parse_queues, run_worker_pool
 
-    return run_worker_pool(settings, options.concurrency)
+    try:
+        priorities = parse_queues(options.queues)
+    except InvalidInput as exc:
+        print(f"--queues: {exc.reason}", file=sys.stderr)
+        return 2
+    return run_worker_pool(settings, options.concurrency, priorities)
 
 
 def _cmd_api(settings: Settings, options: argparse.Namespace) -> int:
@@ -42,7 +48,9 @@ def _cmd_dispatcher(settings: Settings, options: argparse.Namespace) -> int:
 def _cmd_operator(settings: Settings, options: argparse.Namespace) -> int:
     from kadence.controller.main import run_operator
 
-    return run_operator(settings, standalone=options.standalone, namespaces=options.namespace)
+    return run_operator(
+        settings, standalone=options.standalone, namespaces=options.namespace, peering_name=options.peering
+    )
 
 
 def _cmd_dev(settings: Settings, options: argparse.Namespace) -> int:
@@ -75,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run worker processes")
     worker.add_argument("--concurrency", type=int, default=5, help="number of worker processes (default 5)")
+    worker.add_argument("--queues", default=None, help="priorities to work on, e.g. critical,high (default: all)")
     worker.set_defaults(run=_cmd_worker)
 
     api = commands.add_parser("api", help="run the HTTP API")
@@ -87,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     operator = commands.add_parser("operator", help="run the Kubernetes operator (kopf)")
     operator.add_argument("--standalone", action="store_true", help="no peering: only one replica may run")
+    operator.add_argument(
+        "--peering", default="kadence", help="kopf peering object shared by replicas (default kadence)"
+    )
     operator.add_argument(
         "--namespace",
         action="append",

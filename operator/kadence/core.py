@@ -149,18 +149,30 @@ class SchedulerCore:
         record = job_store.NewJob(new_id, spec, state, run_at, schedule_id=schedule_id, tick_at=tick_at, owner=owner)
         with self._session(ctx) as conn:
             created = job_store.insert_job(conn, record, check=job_id is not None)
+            existing = None if created else job_store.get_job(conn, new_id)
+        if existing is not None and existing.state not in (JobState.WAITING, JobState.DELAYED):
+            # A retried call for a job that already ran: nothing to queue again.
+            return ScheduledJob(new_id, existing.scheduled_for, created=False)
         # The row is committed before the job is queued, so a worker never meets a job
-        # without its record. If queueing fails, the record is withdrawn again.
+        # without its record. If queueing fails, the record is withdrawn again, so that
+        # the caller's retry (with the same id, if it chose one) starts afresh.
         try:
             self.queue.enqueue(new_id, spec, run_at=run_at, schedule_id=schedule_id, fresh=job_id is None)
         except Unavailable:
             if created:
-                with self._session(ctx) as conn:
-                    job_store.cancel_job(conn, new_id, "Redis was unreachable when the job was scheduled")
+                self._withdraw(ctx, [new_id])
             raise
         log.info("job scheduled job_id=%s task_id=%s user_id=%s priority=%s run_at=%s",
                  new_id, spec.task_id, spec.user_id, spec.priority.value, run_at)
         return ScheduledJob(new_id, run_at, created)
+
+    def _withdraw(self, ctx: UserContext, job_ids: list[str]) -> None:
+        """Remove the records of jobs that could not be queued (the caller was told so)."""
+        try:
+            with self._session(ctx) as conn:
+                job_store.delete_jobs(conn, job_ids)
+        except Unavailable:
+            log.warning("could not withdraw jobs that failed to queue job_ids=%s", job_ids[:10])
 
     def schedule_tasks(self, ctx: UserContext, tasks: Sequence[tuple[TaskInput, object, object]]) -> list[ScheduledJob]:
         """Schedule many tasks at once: (task, delay_ms, run_at) each; all or nothing is validated."""
@@ -181,7 +193,11 @@ class SchedulerCore:
         ]
         with self._session(ctx) as conn:
             job_store.insert_jobs(conn, records)
-        self.queue.enqueue_many(prepared)
+        try:
+            self.queue.enqueue_many(prepared)
+        except Unavailable:
+            self._withdraw(ctx, [job_id for job_id, _, _ in prepared])
+            raise
         return [ScheduledJob(job_id, when) for job_id, _, when in prepared]
 
     def get_job(self, ctx: UserContext, job_id: str) -> Job:
@@ -345,6 +361,8 @@ class SchedulerCore:
     def delete_owned_schedule(self, ctx: UserContext, owner_uid: str) -> bool:
         with self._session(ctx) as conn:
             deleted = schedule_store.delete_owned_schedule(conn, owner_uid)
+        if deleted:
+            self.queue.redis.publish(SCHEDULES_CHANGED, owner_uid)
         return deleted
 
     # -- the queue as a whole ------------------------------------------------------------

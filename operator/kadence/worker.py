@@ -29,8 +29,9 @@ from rq.job import Job as RQJob
 
 from kadence.config import Settings
 from kadence.core import SchedulerCore, core_from_settings
-from kadence.domain.models import UserContext
+from kadence.domain.models import PRIORITIES_BY_URGENCY, Priority, UserContext
 from kadence.domain.policies import attempt_number
+from kadence.domain.validation import parse_priority
 from kadence.handlers import Handler, TaskContext, build_handlers
 from kadence.queue import SERIALIZER, KadenceQueue, Promoter, TaskQueue
 from kadence.store import jobs as job_store
@@ -151,13 +152,14 @@ def task_queue_from_settings(settings: Settings) -> TaskQueue:
 # -- one worker process ------------------------------------------------------------------
 
 
-def run_worker_process(settings: Settings, name: str) -> None:
-    """One RQ SimpleWorker on the four priority queues, most urgent first."""
+def run_worker_process(settings: Settings, name: str, priorities: list[Priority] | None = None) -> None:
+    """One RQ SimpleWorker on the priority queues (all four by default), most urgent first."""
     runtime = _runtime_from_settings(settings)
     install_runtime(runtime)
     queue = task_queue_from_settings(settings)
+    wanted = set(priorities or PRIORITIES_BY_URGENCY)
     worker = SimpleWorker(
-        list(queue.queues.values()),
+        [queue.queues[priority] for priority in PRIORITIES_BY_URGENCY if priority in wanted],
         connection=queue.redis,
         name=name,
         serializer=SERIALIZER,
@@ -187,13 +189,17 @@ class WorkerPool:
 
     settings: Settings
     concurrency: int
+    priorities: list[Priority] | None = None
     children: list[_Child] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def _spawn(self, index: int) -> _Child:
         name = f"kadence-{socket.gethostname()}-{os.getpid()}-{index}-{int(time.time() * 1000) % 100000}"
         # Run through an import (not ``-m``) so RQ's string references reach this same module.
-        process = subprocess.Popen([sys.executable, "-c", "from kadence.worker import main; main()", "--name", name])
+        command = [sys.executable, "-c", "from kadence.worker import main; main()", "--name", name]
+        if self.priorities:
+            command += ["--queues", ",".join(priority.value for priority in self.priorities)]
+        process = subprocess.Popen(command)
         log.info("worker process started name=%s pid=%s", name, process.pid)
         return _Child(name, process)
 
@@ -275,8 +281,15 @@ class WorkerPool:
                 child.process.wait()
 
 
-def run_worker_pool(settings: Settings, concurrency: int) -> int:
-    pool = WorkerPool(settings, concurrency)
+def parse_queues(text: str | None) -> list[Priority] | None:
+    """``critical,high`` → those priorities; None or empty → all of them."""
+    if not text:
+        return None
+    return [parse_priority(name.strip(), "queues") for name in text.split(",") if name.strip()]
+
+
+def run_worker_pool(settings: Settings, concurrency: int, priorities: list[Priority] | None = None) -> int:
+    pool = WorkerPool(settings, concurrency, priorities)
 
     def _on_signal(signum: int, frame: Any) -> None:
         log.info("worker pool stopping signal=%s", signum)
@@ -291,11 +304,12 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of one worker process (started by the supervisor)."""
     parser = argparse.ArgumentParser(prog="kadence-worker-process")
     parser.add_argument("--name", required=True)
+    parser.add_argument("--queues", default=None)
     options = parser.parse_args(argv)
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        run_worker_process(settings, options.name)
+        run_worker_process(settings, options.name, parse_queues(options.queues))
     except Exception:
         traceback.print_exc()
         sys.exit(1)

@@ -262,3 +262,35 @@ def test_recurring_task_is_stored_with_next_run(core: SchedulerCore, receiver: W
         )
     core.delete_schedule(ALICE, schedule.id)
     assert core.list_cron_schedules(ALICE, 10) == []
+
+
+def test_a_retried_call_for_a_finished_job_does_not_run_it_again(core: SchedulerCore, worker_pool) -> None:
+    task = TaskInput(task_id="once", user_id=10, handler="noop")
+    core.schedule_task(ALICE, task, job_id="idem-1")
+    worker_pool(1)
+    assert final_job(core, "idem-1").state is JobState.COMPLETED
+    core.queue.redis.flushdb()  # Redis forgot the job (retention, expiry)
+    again = core.schedule_task(ALICE, task, job_id="idem-1")
+    assert not again.created
+    assert core.get_queue_stats(MASTER).waiting == 0
+
+
+def test_a_job_that_cannot_be_queued_is_withdrawn(settings, core: SchedulerCore) -> None:
+    from pydantic import SecretStr
+
+    from kadence.core import core_from_settings
+    from kadence.domain.errors import Unavailable
+    from kadence.embedded import free_port
+
+    broken = core_from_settings(
+        settings.model_copy(update={"redis_url": SecretStr(f"redis://127.0.0.1:{free_port()}/0")})
+    )
+    try:
+        with pytest.raises(Unavailable):
+            broken.schedule_task(ALICE, TaskInput(task_id="x", user_id=10, handler="noop"), job_id="withdrawn")
+    finally:
+        broken.close()
+    with pytest.raises(NotFound):
+        core.get_job(ALICE, "withdrawn")
+    # The caller's retry with the same id starts afresh.
+    assert core.schedule_task(ALICE, TaskInput(task_id="x", user_id=10, handler="noop"), job_id="withdrawn").created

@@ -73,3 +73,18 @@ def test_a_job_lost_from_redis_is_queued_again(core: SchedulerCore, settings: Se
     worker_pool(1)
     wait_for(lambda: core.get_job(ALICE, first).state.value == "completed", 20)
     assert core.get_job(ALICE, later).state.value == "delayed"
+
+
+def test_a_worker_pool_can_serve_only_some_priorities(core: SchedulerCore, settings: Settings) -> None:
+    from tests.support import stop_process
+
+    low = core.schedule_task(ALICE, _noop("low")).job_id
+    critical = core.schedule_task(ALICE, _noop("critical")).job_id
+    pool = start_kadence(["worker", "--concurrency", "1", "--queues", "critical,high"], settings)
+    try:
+        wait_for(lambda: core.get_job(ALICE, critical).state.value == "completed", 20)
+        assert core.get_job(ALICE, low).state.value == "waiting"
+    finally:
+        stop_process(pool)
+    bad = start_kadence(["worker", "--queues", "urgent"], settings, stderr=-1)
+    assert bad.wait(30) == 2 and b"urgent" in bad.stderr.read()

@@ -236,6 +236,11 @@ def job_timings(conn: Connection) -> list[Row]:
     ).fetchall()
 
 
+def delete_jobs(conn: Connection, job_ids: list[str]) -> int:
+    """Remove jobs (and their events) by id."""
+    return conn.execute("DELETE FROM jobs WHERE id = ANY(%s)", (job_ids,)).rowcount
+
+
 def delete_all_jobs(conn: Connection) -> int:
     """Remove every visible job (used to reset between measurements and drills)."""
     return conn.execute("DELETE FROM jobs").rowcount
