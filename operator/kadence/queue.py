@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -188,6 +188,9 @@ class KadenceStartedJobRegistry(StartedJobRegistry):
         return KadenceQueue(self.name, connection=self.connection, serializer=self.serializer)
 
 
+BulkJob = tuple[str, TaskSpec, datetime | None, int | None]  # job id, spec, run_at, schedule id
+
+
 @dataclass(frozen=True, slots=True)
 class Enqueued:
     """The outcome of putting one job on a queue."""
@@ -335,6 +338,63 @@ class TaskQueue:
                 self._load_scripts()
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 raise Unavailable(f"Redis is unreachable: {exc}") from exc
+
+    def enqueue_many_idempotent(self, jobs: Sequence[BulkJob]) -> int:
+        """Queue every job whose id is not in Redis yet, in one round trip; returns how many.
+
+        For cron ticks: a burst of thousands, any of which another dispatcher (or the
+        recovery sweep) may be queueing at the same moment. The job keys are WATCHed before
+        their existence is checked, so a job created meanwhile aborts the transaction; the
+        batch is then redone one job at a time with the idempotent :meth:`enqueue`.
+        """
+        if not jobs:
+            return 0
+        now = datetime.now(UTC)
+        built = [
+            (self._build(job_id, spec, run_at, schedule_id), spec, run_at) for job_id, spec, run_at, schedule_id in jobs
+        ]
+        keys = [job.key for job, _, _ in built]
+        if not self._push_sha:
+            self._load_scripts()
+        try:
+            with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(*keys)  # type: ignore[no-untyped-call]
+                    with self.redis.pipeline(transaction=False) as check:
+                        for key in keys:
+                            check.exists(key)
+                        present = check.execute()
+                    fresh = [entry for entry, exists in zip(built, present, strict=True) if not exists]
+                    if not fresh:
+                        pipe.unwatch()
+                        return 0
+                    pipe.multi()
+                    for job, spec, run_at in fresh:
+                        self._stage(pipe, job, self.queues[spec.priority], run_at, now)
+                    pipe.execute()
+                    return len(fresh)
+                except WatchError:
+                    pass
+            return sum(
+                1
+                for job_id, spec, run_at, schedule_id in jobs
+                if self.enqueue(job_id, spec, run_at=run_at, schedule_id=schedule_id).created
+            )
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise Unavailable(f"Redis is unreachable: {exc}") from exc
+
+    def missing(self, job_ids: Sequence[str]) -> list[str]:
+        """Those of ``job_ids`` that have no job in Redis (one round trip)."""
+        if not job_ids:
+            return []
+        try:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in job_ids:
+                    pipe.exists(f"{RQJob.redis_job_namespace_prefix}{job_id}")
+                present = pipe.execute()
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise Unavailable(f"Redis is unreachable: {exc}") from exc
+        return [job_id for job_id, exists in zip(job_ids, present, strict=True) if not exists]
 
     # -- timing ------------------------------------------------------------------------
 

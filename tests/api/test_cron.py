@@ -57,8 +57,6 @@ def test_create_list_disable_enable_delete(master: httpx.Client) -> None:
 
 
 def test_trigger_runs_once_now_and_keeps_the_cadence(master: httpx.Client, core: SchedulerCore) -> None:
-    if not hasattr(core, "trigger_schedule"):
-        pytest.skip("SchedulerCore.trigger_schedule is not there yet")
     created = create(master)
     answer = master.post(f"/api/scheduler/cron/{created['scheduleId']}/trigger")
     assert answer.status_code == 202, answer.text

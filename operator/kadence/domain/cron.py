@@ -14,9 +14,11 @@ Vixie cron made familiar:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -28,6 +30,9 @@ from kadence.domain.errors import InvalidInput
 # is the rarest, every 28 years); bounded so that a pathological one cannot spin forever.
 _MAX_CANDIDATES = 100_000
 _LOOKBACK = timedelta(hours=3)
+# Longest gap to the next tick that the fixed-offset shortcut answers (no zone changes its
+# offset twice within this span plus two lookbacks).
+_FIXED_OFFSET_SPAN = timedelta(hours=12)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +94,20 @@ def parse_cron(
     return spec
 
 
+@lru_cache(maxsize=4096)
+def _parsed(expression: str, has_seconds: bool) -> croniter:
+    return croniter(expression, datetime(2000, 1, 1), second_at_beginning=has_seconds, ret_type=datetime)
+
+
+def _iterator(spec: CronSpec, start_wall: datetime) -> croniter:
+    """A croniter positioned at ``start_wall``; a copy of a cached parse (parsing dominates the cost)."""
+    it = copy.copy(_parsed(spec.expression, spec.has_seconds))
+    it.set_current(start_wall, force=True)
+    return it
+
+
 def _wall_candidates(spec: CronSpec, start_wall: datetime) -> Iterator[datetime]:
-    it = croniter(spec.expression, start_wall, second_at_beginning=spec.has_seconds, ret_type=datetime)
+    it = _iterator(spec, start_wall)
     for _ in range(_MAX_CANDIDATES):
         yield it.get_next(datetime)
     raise ValueError(f"no fire time found for {spec.expression!r}")
@@ -112,6 +129,35 @@ def next_fire_time(spec: CronSpec, after: datetime) -> datetime:
     """The first instant strictly after ``after`` (tz-aware) at which the schedule fires, in UTC."""
     zone = spec.zone
     after_utc = after.astimezone(UTC)
+    quick = _next_fire_time_fixed_offset(spec, zone, after_utc)
+    if quick is not None:
+        return quick
+    return _next_fire_time_scan(spec, zone, after_utc)
+
+
+def _next_fire_time_fixed_offset(spec: CronSpec, zone: ZoneInfo, after_utc: datetime) -> datetime | None:
+    """The next fire time when no UTC-offset change is near ``after`` or the answer, else None.
+
+    With one fixed offset every wall time exists exactly once and maps to its instant in
+    order, so the first wall-clock match is the answer. This keeps dense schedules (every
+    second) cheap; the scan below is only needed around DST changes.
+    """
+    local = after_utc.astimezone(zone)
+    offset = local.utcoffset()
+    if offset is None or (after_utc - _LOOKBACK).astimezone(zone).utcoffset() != offset:
+        return None
+    wall: datetime = _iterator(spec, local.replace(tzinfo=None)).get_next(datetime)
+    instant = (wall - offset).replace(tzinfo=UTC)
+    if instant - after_utc > _FIXED_OFFSET_SPAN:
+        return None
+    for probe in (instant, instant + _LOOKBACK):
+        if probe.astimezone(zone).utcoffset() != offset:
+            return None
+    return instant
+
+
+def _next_fire_time_scan(spec: CronSpec, zone: ZoneInfo, after_utc: datetime) -> datetime:
+    """The next fire time by scanning wall times from ``_LOOKBACK`` before ``after`` (DST-safe)."""
     start_wall = (after_utc.astimezone(zone) - _LOOKBACK).replace(tzinfo=None, fold=0)
     # Around a fall-back change two wall times' occurrences interleave, so keep looking a
     # little past the first match for an earlier instant.

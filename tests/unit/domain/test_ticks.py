@@ -164,7 +164,8 @@ def test_plan_tick_across_dst_changes(expression: str, zone: str, start: datetim
     cron = parse_cron(expression, zone)
     first = next_fire_time(cron, start)
     assert first.astimezone(cron.zone).isoformat() == expected_local
-    plan = plan_tick(_schedule(cron_expression=expression, timezone=zone, next_run=first), first, previous_running=False)
+    schedule = _schedule(cron_expression=expression, timezone=zone, next_run=first)
+    plan = plan_tick(schedule, first, previous_running=False)
     assert plan.tick == first
     assert plan.next_run - first in (timedelta(hours=23), timedelta(hours=24), timedelta(hours=25))
     assert plan.next_run.astimezone(cron.zone).hour == int(expression.split()[1])
@@ -172,7 +173,7 @@ def test_plan_tick_across_dst_changes(expression: str, zone: str, start: datetim
 
 @pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"])
 @pytest.mark.parametrize(
-    "expression", ["*/7 * * * * *", "* * * * *", "*/5 * * * *", "0 2 * * *", "30 2 * * *", "15 1-3 * * *", "0 0 * * 1"]
+    "expression", ["*/20 * * * * *", "* * * * *", "*/5 * * * *", "0 2 * * *", "30 2 * * *", "15 1-3 * * *", "0 0 * * 1"]
 )
 def test_next_fire_time_shortcut_agrees_with_the_dst_safe_scan(expression: str, zone: str) -> None:
     # next_fire_time answers from the wall clock when no offset change is near, and scans
