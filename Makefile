@@ -19,7 +19,7 @@ install: $(STAMP) ## create .venv and install Kadence with its test and lint too
 run: install ## run the whole scheduler on embedded PostgreSQL and Redis
 	$(VENV)/bin/kadence dev
 
-test: install ## every test suite, against real (embedded) servers
+test: install lint ## the lint checks, then every test suite against real (embedded) servers
 	$(PY) -m pytest -q
 
 test-fast: install ## the unit tests only

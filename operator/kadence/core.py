@@ -11,11 +11,11 @@ import logging
 import secrets
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 from redis import Redis
 
 from kadence.config import Settings
@@ -428,8 +428,8 @@ class SchedulerCore:
 
     # -- plumbing ----------------------------------------------------------------------
 
-    def _session(self, ctx: UserContext) -> Any:
-        return _mapped_session(self.db, ctx)
+    def _session(self, ctx: UserContext) -> AbstractContextManager[Connection]:
+        return self.db.session(ctx)
 
     def ready(self) -> dict[str, bool]:
         return {"postgres": self.db.ping(), "redis": self.queue.ping()}
@@ -440,24 +440,6 @@ class SchedulerCore:
 
 
 SCHEDULES_CHANGED = "kadence:schedules-changed"
-
-
-class _mapped_session:  # noqa: N801 - used like a function
-    """A database session that turns permission errors from RLS into domain errors."""
-
-    def __init__(self, db: Database, ctx: UserContext) -> None:
-        self._manager = db.session(ctx)
-
-    def __enter__(self) -> Connection:
-        return self._manager.__enter__()
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool | None:
-        try:
-            return self._manager.__exit__(exc_type, exc, tb)
-        except psycopg.errors.InsufficientPrivilege as error:
-            raise Forbidden(f"not allowed: {error.diag.message_primary}") from error
-        except psycopg.errors.CheckViolation as error:
-            raise InvalidInput(error.diag.column_name or "body", error.diag.message_primary or "invalid") from error
 
 
 def _check_acts_for(ctx: UserContext, user_id: int) -> None:

@@ -11,7 +11,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from kadence.domain.errors import Unavailable
+from kadence.domain.errors import Forbidden, InvalidInput, Unavailable
 from kadence.domain.models import UserContext
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,11 @@ class Database:
         except (psycopg.OperationalError, PoolTimeout) as exc:
             self._discard_broken()
             raise Unavailable(f"PostgreSQL is unreachable: {exc}") from exc
+        except psycopg.errors.InsufficientPrivilege as exc:
+            # Row-level security refused a write: the caller acted for another user.
+            raise Forbidden(f"not allowed: {exc.diag.message_primary}") from exc
+        except psycopg.errors.CheckViolation as exc:
+            raise InvalidInput(exc.diag.column_name or "body", exc.diag.message_primary or "invalid") from exc
 
     def _begin(self, stack: ExitStack, ctx: UserContext) -> Connection:
         """Check a connection out and set the user context, past one stale connection.
