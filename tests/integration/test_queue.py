@@ -88,3 +88,19 @@ def test_a_worker_pool_can_serve_only_some_priorities(core: SchedulerCore, setti
         stop_process(pool)
     bad = start_kadence(["worker", "--queues", "urgent"], settings, stderr=-1)
     assert bad.wait(30) == 2 and b"urgent" in bad.stderr.read()
+
+
+def test_a_schedule_records_the_outcome_of_its_last_run(core: SchedulerCore, worker_pool) -> None:
+    ok = core.schedule_recurring_task(ALICE, _noop(), name="ok", cron_expression="0 0 1 1 *")
+    failing = core.schedule_recurring_task(
+        ALICE,
+        TaskInput(task_id="f", user_id=10, handler="python", max_attempts=1,
+                  args={"callable": "kadence.handlers.examples:fail"}),
+        name="failing",
+        cron_expression="0 0 1 1 *",
+    )  # fmt: skip
+    core.trigger_schedule(ALICE, ok.id)
+    core.trigger_schedule(ALICE, failing.id)
+    worker_pool(1)
+    wait_for(lambda: core.get_schedule(ALICE, ok.id).last_result == "completed", 20)
+    wait_for(lambda: core.get_schedule(ALICE, failing.id).last_result == "failed", 20)

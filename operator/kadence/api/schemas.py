@@ -247,6 +247,7 @@ class ScheduleOut(CamelModel):
     last_job_id: str | None
     last_result: str | None
     missed_ticks: int
+    skipped_ticks: int
     owner: str | None = Field(description="namespace/name of the CronSchedule resource that owns it (read-only).")
     created_at: datetime
     updated_at: datetime

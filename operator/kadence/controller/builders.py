@@ -167,6 +167,7 @@ def cron_schedule_status(schedule: CronSchedule) -> dict[str, Any]:
         "lastJobId": schedule.last_job_id,
         "lastResult": schedule.last_result,
         "missedTicks": schedule.missed_ticks,
+        "skippedTicks": schedule.skipped_ticks,
     }
 
 

@@ -166,6 +166,7 @@ class CronSchedule(BaseModel):
     last_job_id: str | None
     last_result: str | None
     missed_ticks: int
+    skipped_ticks: int = 0  # ticks a Forbid policy skipped while the previous run was going
     owner: str | None
     created_at: datetime
     updated_at: datetime

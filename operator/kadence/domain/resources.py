@@ -212,6 +212,9 @@ class CronScheduleStatus(_Model):
     last_job_id: str | None = Field(default=None, description="Job id of the last run.")
     last_result: str | None = Field(default=None, description="Outcome of the last finished run.")
     missed_ticks: int | None = Field(default=None, ge=0, description="Ticks skipped after downtime.")
+    skipped_ticks: int | None = Field(
+        default=None, ge=0, description="Ticks skipped by the Forbid policy while the previous run was going."
+    )
     conditions: Conditions | None = None
     observed_generation: int | None = Field(default=None, ge=0, description="Generation last acted on.")
 

@@ -165,9 +165,12 @@ def mark_completed(db: Database, job_id: str, attempt: int, result: Any) -> bool
         WITH updated AS (
             UPDATE jobs SET state = 'completed', attempts = %s, finished_at = now(), result = %s, error = NULL
             WHERE id = %s AND state = 'active'
-            RETURNING id, user_id
+            RETURNING id, user_id, schedule_id
         ), event AS (
             INSERT INTO job_events (job_id, user_id, kind, attempt) SELECT id, user_id, 'completed', %s FROM updated
+        ), schedule AS (
+            UPDATE cron_schedules s SET last_result = 'completed'
+            FROM updated WHERE s.id = updated.schedule_id
         )
         SELECT id FROM updated
         """,
@@ -187,10 +190,13 @@ def mark_attempt_failed(db: Database, job_id: str, attempt: int, error: str, ret
                             finished_at = CASE WHEN %s THEN now() END,
                             scheduled_for = COALESCE(%s, scheduled_for)
             WHERE id = %s AND state IN ('waiting', 'delayed', 'active')
-            RETURNING id, user_id
+            RETURNING id, user_id, schedule_id
         ), event AS (
             INSERT INTO job_events (job_id, user_id, kind, attempt, message)
             SELECT id, user_id, %s, %s, %s FROM updated
+        ), schedule AS (
+            UPDATE cron_schedules s SET last_result = 'failed'
+            FROM updated WHERE %s AND s.id = updated.schedule_id
         )
         SELECT id FROM updated
         """,
@@ -204,6 +210,7 @@ def mark_attempt_failed(db: Database, job_id: str, attempt: int, error: str, ret
             "failed" if final else "error",
             attempt,
             error,
+            final,
         ),
     )
     return row is not None

@@ -15,7 +15,7 @@ _COLUMNS = (
     "id, name, task_goal, cron_expression, timezone, user_id, enabled, priority, max_attempts, handler, "
     "args, metadata, concurrency_policy, starting_deadline_seconds, jitter_seconds, "
     "successful_jobs_history_limit, failed_jobs_history_limit, last_run, next_run, last_job_id, "
-    "last_result, missed_ticks, owner, created_at, updated_at"
+    "last_result, missed_ticks, skipped_ticks, owner, created_at, updated_at"
 )
 
 
@@ -63,6 +63,7 @@ def to_schedule(row: Row) -> CronSchedule:
         last_job_id=row["last_job_id"],
         last_result=row["last_result"],
         missed_ticks=row["missed_ticks"],
+        skipped_ticks=row["skipped_ticks"],
         owner=row["owner"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
