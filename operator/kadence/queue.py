@@ -171,7 +171,7 @@ class KadenceQueue(Queue):
             datetime = datetime.replace(tzinfo=UTC)
         pipe.sadd(self.redis_queues_keys, self.key)
         job.origin = self.name
-        job.set_status(JobStatus.SCHEDULED, pipeline=pipe)
+        job._status = JobStatus.SCHEDULED  # saved with the rest of the hash just below
         job.save(pipeline=pipe)
         score = _ms(datetime)
         pipe.zadd(delayed_key(self.name), {job.id: score})
@@ -275,7 +275,7 @@ class TaskQueue:
         pipe.sadd(queue.redis_queues_keys, queue.key)
         job.origin = queue.name
         job.enqueued_at = now
-        job.set_status(JobStatus.QUEUED, pipeline=pipe)
+        job._status = JobStatus.QUEUED  # saved with the rest of the hash just below
         job.save(pipeline=pipe)
         pipe.evalsha(self._push_sha, 3, PAUSED_KEY, queue.key, paused_key(queue.name), job.id, "0")
 
