@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     dispatcher_max_sleep_seconds: float = Field(
         default=5.0, gt=0, description="Longest the dispatcher sleeps before it looks at the schedules again."
     )
+    dispatcher_metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Port the dispatcher serves Prometheus metrics on (off when unset)."
+    )
     namespace: str | None = Field(
         default=None, description="Namespace the operator watches (all namespaces when unset)."
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import logging
 import os
 import secrets
@@ -158,10 +157,7 @@ def run_dev(options: argparse.Namespace) -> int:
         env = {**os.environ, **connection}
 
         children.append(_start_role("api", ["api", "--host", options.host, "--port", str(options.port)], env))
-        if importlib.util.find_spec("kadence.dispatcher") is not None:
-            children.append(_start_role("dispatcher", ["dispatcher"], env))
-        else:
-            log.warning("no dispatcher in this build: cron schedules will not fire")
+        children.append(_start_role("dispatcher", ["dispatcher"], env))
         children.append(_start_role("worker", ["worker", "--concurrency", str(options.concurrency)], env))
 
         url = f"http://{options.host}:{options.port}"

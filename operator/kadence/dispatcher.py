@@ -61,7 +61,6 @@ RECOVERY_PAGE = 2000
 RETRY_BROKEN_SCHEDULE = timedelta(seconds=60)
 # When other dispatchers hold every due row, wait this long (doubling) before looking again.
 CONTENDED_WAIT = (0.002, 0.05)
-METRICS_PORT_ENV = "KADENCE_DISPATCHER_METRICS_PORT"
 CRASH_ENV_PREFIX = "KADENCE_DISPATCHER_CRASH_"
 CRASH_EXIT_CODE = 86
 
@@ -429,10 +428,9 @@ def run_dispatcher(settings: Settings) -> int:
     """``kadence dispatcher``: fire cron ticks and promote delayed jobs until SIGTERM/SIGINT."""
     core = core_from_settings(settings)
     metrics = DispatcherMetrics()
-    port = os.environ.get(METRICS_PORT_ENV, "").strip()
-    if port:
-        start_http_server(int(port), registry=metrics.registry)
-        log.info("dispatcher metrics listening port=%s", port)
+    if settings.dispatcher_metrics_port:
+        start_http_server(settings.dispatcher_metrics_port, registry=metrics.registry)
+        log.info("dispatcher metrics listening port=%s", settings.dispatcher_metrics_port)
     dispatcher = Dispatcher(
         core.db, core.queue, core.defaults, metrics=metrics, max_sleep=settings.dispatcher_max_sleep_seconds
     )
