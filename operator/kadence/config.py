@@ -76,6 +76,11 @@ class Settings(BaseSettings):
         default=None, description="Namespace the operator watches (all namespaces when unset)."
     )
     worker_image: str = Field(default="ghcr.io/kadence-dev/kadence:0.1.0", description="Image of worker Deployments.")
+    worker_secret_name: str = Field(
+        default="kadence",
+        description="Secret worker Deployments read their connection settings from "
+        "(keys database-url, redis-url and optionally webhook-secret).",
+    )
     log_level: str = Field(default="INFO", description="Log level of every role.")
 
     @field_validator("webhook_allowed_hosts", "python_allowed_prefixes", mode="before")

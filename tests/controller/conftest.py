@@ -131,7 +131,6 @@ async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
             "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "kmock", "namespace": NAMESPACE}}],
         }))
         monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-        monkeypatch.setenv("KADENCE_WORKER_SECRET_NAME", "kadence-test")
         yield cluster
 
 
@@ -170,7 +169,7 @@ class OperatorRunner:
 @pytest.fixture
 async def operator(cluster: Cluster, settings: Settings) -> AsyncIterator[OperatorRunner]:
     logging.getLogger("kopf").setLevel(logging.INFO)
-    runner = OperatorRunner(settings)
+    runner = OperatorRunner(settings.model_copy(update={"worker_secret_name": "kadence-test"}))
     await runner.start()
     try:
         yield runner

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -110,7 +109,7 @@ async def start_runtime(memo: kopf.Memo, settings: kopf.OperatorSettings, retry:
     if not isinstance(kadence_settings, Settings):
         kadence_settings = Settings()
     core = await call_core(core_from_settings, kadence_settings, retry=retry)
-    secret = os.environ.get("KADENCE_WORKER_SECRET_NAME") or os.environ.get("KADENCE_WORKER_SECRET") or "kadence"
+    secret = kadence_settings.worker_secret_name
     memo["runtime"] = Runtime(settings=kadence_settings, core=core, kopf_settings=settings, worker_secret=secret)
     logger.info("operator runtime ready worker_secret=%s namespace=%s", secret, kadence_settings.namespace)
 
