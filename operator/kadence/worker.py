@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +30,7 @@ from rq.job import Job as RQJob
 
 from kadence.config import Settings
 from kadence.core import SchedulerCore, core_from_settings
+from kadence.domain.errors import Unavailable
 from kadence.domain.models import PRIORITIES_BY_URGENCY, Priority, UserContext
 from kadence.domain.policies import attempt_number
 from kadence.domain.validation import parse_priority
@@ -65,6 +67,33 @@ def _get_runtime() -> WorkerRuntime:
     return _runtime
 
 
+# How long a worker keeps trying to record a job's progress while PostgreSQL is away: the
+# worker waits instead of failing attempts that never ran, or losing the outcome of ones
+# that did.
+RECORD_PATIENCE_SECONDS = 120.0
+
+
+def _until_recorded(record: Callable[..., bool], *args: Any) -> bool:
+    """Call a bookkeeping function, retrying with backoff while PostgreSQL is unavailable."""
+    deadline = time.monotonic() + RECORD_PATIENCE_SECONDS
+    delay = 0.2
+    while True:
+        try:
+            return record(*args)
+        except Unavailable as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning(
+                "postgres unavailable, retrying record=%s job_id=%s in=%.1fs error=%s",
+                record.__name__,
+                args[1],
+                delay,
+                exc,
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 def _attempt(job: RQJob | None, max_attempts: int) -> int:
     return attempt_number(max_attempts, job.retries_left if job is not None else None)
 
@@ -75,7 +104,7 @@ def perform_task(**payload: Any) -> Any:
     job = get_current_job()
     attempt = _attempt(job, int(payload["max_attempts"]))
     job_id = payload["job_id"]
-    started = job_store.mark_started(runtime.db, job_id, attempt)
+    started = _until_recorded(job_store.mark_started, runtime.db, job_id, attempt)
     if not started:
         log.info("job skipped, cancelled before it started job_id=%s", job_id)
         return {"skipped": "cancelled"}
@@ -104,7 +133,7 @@ def on_job_success(job: RQJob, connection: Redis, result: Any) -> None:
         return
     runtime = _get_runtime()
     attempt = _attempt(job, int(job.kwargs["max_attempts"]))
-    job_store.mark_completed(runtime.db, job.id, attempt, result)
+    _until_recorded(job_store.mark_completed, runtime.db, job.id, attempt, result)
     log.info("job completed job_id=%s attempt=%s", job.id, attempt)
 
 
@@ -123,7 +152,7 @@ def on_job_failure(job: RQJob, connection: Redis, exc_type: Any, exc_value: Any,
     if job.retries_left:
         interval = job.get_retry_interval()
         retry_at = datetime.now(UTC) + timedelta(seconds=interval)
-    job_store.mark_attempt_failed(runtime.db, job.id, attempt, error[:4000], retry_at)
+    _until_recorded(job_store.mark_attempt_failed, runtime.db, job.id, attempt, error[:4000], retry_at)
     log.info("job attempt failed job_id=%s attempt=%s retry_at=%s error=%s", job.id, attempt, retry_at, error[:200])
 
 
