@@ -157,7 +157,7 @@ def on_job_failure(job: RQJob, connection: Redis, exc_type: Any, exc_value: Any,
 
 
 def _runtime_from_settings(settings: Settings, pool_max: int = 2) -> WorkerRuntime:
-    db = Database(settings.database_url.get_secret_value(), min_size=1, max_size=pool_max, name="kadence-worker")
+    db = Database.for_system(settings.database_url.get_secret_value(), max_size=pool_max, name="kadence-worker")
     db.open(wait=True, timeout=30)
     handlers = build_handlers(
         webhook_secret=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,

@@ -22,22 +22,45 @@ Connection = psycopg.Connection[Row]
 _SET_CONTEXT = "SELECT set_config('kadence.user_id', %s, true), set_config('kadence.role', %s, true)"
 
 
+def _act_as_system(conn: Connection) -> None:
+    conn.execute("SELECT set_config('kadence.user_id', '0', false), set_config('kadence.role', 'master', false)")
+
+
 class Database:
     """A psycopg pool whose sessions act for one user (see the RLS policies in migrations/)."""
 
     def __init__(
-        self, url: str, *, min_size: int = 1, max_size: int = 10, name: str = "kadence", timeout: float = 10.0
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        name: str = "kadence",
+        timeout: float = 10.0,
+        system: bool = False,
     ) -> None:
+        self._system = system
         self._pool: ConnectionPool[Connection] = ConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
             open=False,
             name=name,
-            kwargs={"row_factory": dict_row, "autocommit": False},
+            kwargs={"row_factory": dict_row, "autocommit": system},
+            configure=_act_as_system if system else None,
             timeout=timeout,
             reconnect_timeout=30.0,
         )
+
+    @classmethod
+    def for_system(cls, url: str, *, max_size: int = 2, name: str = "kadence-system") -> Database:
+        """A pool for Kadence's own bookkeeping (workers): every connection acts as master.
+
+        The context is set once per connection rather than per transaction, and each
+        statement commits on its own, so a bookkeeping update is one plain round trip.
+        Only trusted roles use it; request handling always uses per-transaction contexts.
+        """
+        return cls(url, min_size=1, max_size=max_size, name=name, system=True)
 
     def open(self, wait: bool = True, timeout: float = 10.0) -> None:
         try:
@@ -57,6 +80,12 @@ class Database:
         """
         try:
             with ExitStack() as stack:
+                if self._system:
+                    conn = stack.enter_context(self._pool.connection())
+                    stack.enter_context(conn.transaction())
+                    conn.execute(_SET_CONTEXT, (str(ctx.user_id), ctx.role.value))
+                    yield conn
+                    return
                 conn = self._begin(stack, ctx)
                 yield conn
                 conn.commit()
@@ -101,15 +130,21 @@ class Database:
     def execute_once(self, ctx: UserContext, query: str, params: tuple[Any, ...]) -> Row | None:
         """Run one statement as its own transaction in a single round trip; return its first row.
 
-        BEGIN, the user context, the statement and COMMIT travel together, and the result
-        is read after the commit: the fastest path for the worker's bookkeeping.
+        On a system pool the statement simply autocommits. Otherwise BEGIN, the user
+        context, the statement and COMMIT travel together in a pipeline, and the result is
+        read after the commit.
         """
         try:
             with self._pool.connection() as conn:
-                with conn.pipeline():
-                    conn.execute(_SET_CONTEXT, (str(ctx.user_id), ctx.role.value))
+                if self._system:
+                    if not ctx.is_master:
+                        raise Forbidden("a system pool acts for the system only")
                     cursor = conn.execute(query.encode(), params)
-                    conn.commit()
+                else:
+                    with conn.pipeline():
+                        conn.execute(_SET_CONTEXT, (str(ctx.user_id), ctx.role.value))
+                        cursor = conn.execute(query.encode(), params)
+                        conn.commit()
                 return cursor.fetchone() if cursor.description else None
         except (psycopg.OperationalError, PoolTimeout) as exc:
             self._discard_broken()
