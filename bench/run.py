@@ -18,12 +18,32 @@ from typing import Any
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent / "operator"), str(Path(__file__).resolve().parent.parent)]
 
-from bench import figures_bullmq, figures_http, figures_queue  # noqa: E402
+from bench import figures_bullmq, figures_cron, figures_http, figures_operator, figures_queue  # noqa: E402
 from bench.harness import BenchEnv, bench_env  # noqa: E402
 
 SIZES = {
-    "full": {"http": 2000, "single": 5000, "bulk": 20000, "processing": 5000, "delayed": 500, "memory": 50000},
-    "quick": {"http": 200, "single": 300, "bulk": 1000, "processing": 300, "delayed": 30, "memory": 500},
+    "full": {
+        "http": 2000,
+        "single": 5000,
+        "bulk": 20000,
+        "processing": 5000,
+        "delayed": 500,
+        "memory": 50000,
+        "cron_burst": 10_000,
+        "cron_ticks": 500,
+        "operator": 1000,
+    },
+    "quick": {
+        "http": 200,
+        "single": 300,
+        "bulk": 1000,
+        "processing": 300,
+        "delayed": 30,
+        "memory": 500,
+        "cron_burst": 500,
+        "cron_ticks": 30,
+        "operator": 50,
+    },
 }
 
 
@@ -37,6 +57,9 @@ def figures(size: dict[str, int], quick: bool) -> dict[str, Callable[[BenchEnv],
         "redis_memory": lambda env: figures_queue.redis_memory(env, size["memory"]),
         "http": lambda env: figures_http.http_schedule(env, size["http"]),
         "bullmq": lambda env: figures_bullmq.bullmq(env, size["single"], size["bulk"], size["delayed"], delays),
+        "cron_burst": lambda env: figures_cron.cron_burst(env, size["cron_burst"]),
+        "cron_lateness": lambda env: figures_cron.cron_lateness(env, size["cron_ticks"]),
+        "operator": lambda env: figures_operator.operator_burst(env, size["operator"]),
     }
 
 
@@ -92,6 +115,43 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
             "kadence": kadence.get("early"),
             "raw_rq": delayed["raw_rq_ms"].get("early"),
             "bullmq": bull.get("delayed_lateness_ms", {}).get("early"),
+        }
+    out.update(_cron_and_operator_summary(report))
+    return out
+
+
+def _cron_and_operator_summary(report: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    burst, lateness, operator = report.get("cron_burst"), report.get("cron_lateness"), report.get("operator")
+    if burst:
+        out["cron_burst_s"] = {
+            "schedules": burst["schedules"],
+            "target": burst["target_s"],
+            "dispatchers_1": burst["dispatchers_1"]["seconds_to_all_queued"],
+            "dispatchers_3": burst["dispatchers_3"]["seconds_to_all_queued"],
+            "duplicates": burst["dispatchers_1"]["duplicates"] + burst["dispatchers_3"]["duplicates"],
+        }
+    if lateness:
+        three, one, rq_cron = (
+            lateness["kadence_3_dispatchers_ms"],
+            lateness["kadence_1_dispatcher_ms"],
+            lateness["rq_cron_ms"],
+        )
+        out["cron_tick_p99_ms"] = {
+            "target": lateness["target_p99_ms"],
+            "kadence_3_dispatchers": three.get("p99"),
+            "kadence_1_dispatcher": one.get("p99"),
+            "rq_cron_1_process": rq_cron.get("p99"),
+            "kadence_3_vs_rq_cron": round(three["p99"] / rq_cron["p99"], 2) if three and rq_cron else None,
+        }
+        out["cron_ticks_early"] = three.get("early", 0) + one.get("early", 0)
+    if operator:
+        out["operator"] = {
+            "tasks": operator["tasks"],
+            "all_completed": operator["all_completed"],
+            "seconds": operator["seconds_measured"],
+            "completed_per_s": operator["completed_per_s"],
+            "rss_increase_mb": operator["rss_peak_increase_mb"],
         }
     return out
 
