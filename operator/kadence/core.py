@@ -399,8 +399,9 @@ class SchedulerCore:
             pending = job_store.pending_jobs_older_than(conn, grace_seconds, limit)
         requeued = 0
         now = self.clock()
+        missing = set(self.queue.missing([job.job_id for job, _ in pending]))
         for job, spec in pending:
-            if self.queue.state(job.job_id) is not None:
+            if job.job_id not in missing:
                 continue
             run_at = job.scheduled_for if job.scheduled_for and job.scheduled_for > now else None
             if self.queue.enqueue(job.job_id, spec, run_at=run_at, schedule_id=job.schedule_id).created:

@@ -553,15 +553,18 @@ class TaskQueue:
             stale = entries[keep:]
             if registry_class is FinishedJobRegistry:
                 stale += [entry for entry in entries[:keep] if _parse_time(entry[0]) < cutoff]
-            for _, job_id, queue in stale:
-                with self.redis.pipeline() as pipe:
-                    pipe.zrem(registry_class(queue=queue).key, job_id)
-                    pipe.delete(f"{RQJob.redis_job_namespace_prefix}{job_id}")
-                    pipe.delete(f"{RQJob.redis_job_namespace_prefix}{job_id}:dependents")
-                    pipe.delete(f"rq:results:{job_id}")
-                    pipe.delete(f"rq:executions:{job_id}")
+            for start in range(0, len(stale), 500):
+                with self.redis.pipeline(transaction=False) as pipe:
+                    for _, job_id, queue in stale[start : start + 500]:
+                        pipe.zrem(registry_class(queue=queue).key, job_id)
+                        pipe.delete(
+                            f"{RQJob.redis_job_namespace_prefix}{job_id}",
+                            f"{RQJob.redis_job_namespace_prefix}{job_id}:dependents",
+                            f"rq:results:{job_id}",
+                            f"rq:executions:{job_id}",
+                        )
                     pipe.execute()
-                removed += 1
+            removed += len(stale)
         return removed
 
     def recover_abandoned(self, job_ids: Iterable[str] = ()) -> None:
