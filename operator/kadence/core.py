@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis import Redis
@@ -49,6 +49,9 @@ from kadence.store import tokens as token_store
 from kadence.store.db import Connection, Database
 
 log = logging.getLogger(__name__)
+
+# Redis channel on which schedule changes are announced, so dispatchers wake at once.
+SCHEDULES_CHANGED = "kadence:schedules-changed"
 
 Clock = Callable[[], datetime]
 
@@ -409,6 +412,15 @@ class SchedulerCore:
                 log.warning("lost job queued again job_id=%s state=%s", job.job_id, job.state.value)
         return requeued
 
+    def prune_history(self, keep_days: int) -> int:
+        """Delete jobs (and their audit trail) that finished more than ``keep_days`` ago."""
+        cutoff = self.clock() - timedelta(days=keep_days)
+        with self._session(UserContext.system()) as conn:
+            deleted = job_store.delete_history_before(conn, cutoff)
+        if deleted:
+            log.info("history pruned deleted=%s before=%s", deleted, cutoff.isoformat())
+        return deleted
+
     # -- tokens ------------------------------------------------------------------------
 
     def create_token(self, ctx: UserContext, user_id: object, role: object = "user", description: str = "") -> str:
@@ -438,9 +450,6 @@ class SchedulerCore:
     def close(self) -> None:
         self.db.close()
         self.queue.redis.close()
-
-
-SCHEDULES_CHANGED = "kadence:schedules-changed"
 
 
 def _check_acts_for(ctx: UserContext, user_id: int) -> None:

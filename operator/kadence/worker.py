@@ -286,13 +286,15 @@ class WorkerPool:
             log.exception("could not recover the jobs of a dead worker name=%s", child.name)
 
     def _maintain(self, core: SchedulerCore) -> None:
-        """Every few seconds: fail abandoned attempts, bound Redis memory, requeue lost jobs."""
+        """Every few seconds: fail abandoned attempts, bound Redis memory, requeue lost jobs,
+        and drop PostgreSQL history older than ``history_days``."""
         try:
             core.queue.recover_abandoned()
             removed = core.queue.apply_retention()
             requeued = core.requeue_lost_jobs()
-            if removed or requeued:
-                log.info("housekeeping retention_removed=%s requeued=%s", removed, requeued)
+            pruned = core.prune_history(self.settings.history_days)
+            if removed or requeued or pruned:
+                log.info("housekeeping retention_removed=%s requeued=%s pruned=%s", removed, requeued, pruned)
         except Exception:
             log.exception("housekeeping failed")
 

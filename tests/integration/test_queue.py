@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import psycopg
+import pytest
 from pydantic import SecretStr
 from redis import Redis
 
@@ -104,3 +105,20 @@ def test_a_schedule_records_the_outcome_of_its_last_run(core: SchedulerCore, wor
     worker_pool(1)
     wait_for(lambda: core.get_schedule(ALICE, ok.id).last_result == "completed", 20)
     wait_for(lambda: core.get_schedule(ALICE, failing.id).last_result == "failed", 20)
+
+
+def test_history_older_than_the_retention_days_is_pruned(core: SchedulerCore) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from kadence.domain.errors import NotFound
+
+    finished = core.schedule_task(ALICE, _noop()).job_id
+    core.cancel_job(ALICE, finished)  # finished now
+    pending = core.schedule_task(ALICE, _noop()).job_id
+    assert core.prune_history(30) == 0
+    in_a_month = datetime.now(UTC) + timedelta(days=31)
+    month_later = SchedulerCore(core.db, core.queue, core.defaults, clock=lambda: in_a_month)
+    assert month_later.prune_history(30) == 1
+    with pytest.raises(NotFound):
+        core.get_job(ALICE, finished)
+    assert core.get_job(ALICE, pending).state.value == "waiting"

@@ -22,6 +22,18 @@ Connection = psycopg.Connection[Row]
 _SET_CONTEXT = "SELECT set_config('kadence.user_id', %s, true), set_config('kadence.role', %s, true)"
 
 
+def count_affected(conn: Connection, statement: str, params: tuple[Any, ...] | list[Any] = ()) -> int:
+    """Run an UPDATE or DELETE and return how many rows it touched.
+
+    ``cursor.rowcount`` is not known yet inside a pipelined session, so the statement
+    returns its rows and they are counted.
+    """
+    row = conn.execute(
+        f"WITH affected AS ({statement} RETURNING 1) SELECT count(*) AS n FROM affected".encode(), params
+    ).fetchone()
+    return int(row["n"]) if row else 0
+
+
 def _act_as_system(conn: Connection) -> None:
     conn.execute("SELECT set_config('kadence.user_id', '0', false), set_config('kadence.role', 'master', false)")
 

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from kadence.domain.models import ConcurrencyPolicy, Priority
 from kadence.domain.ticks import DueSchedule
-from kadence.store.db import Connection, Row
+from kadence.store.db import Connection, Row, count_affected
 from kadence.store.jobs import NewJob
 
 _DUE_COLUMNS = (
@@ -214,7 +214,8 @@ def prune_history(conn: Connection, schedule_ids: Sequence[int]) -> int:
     """
     if not schedule_ids:
         return 0
-    cur = conn.execute(
+    return count_affected(
+        conn,
         """
         WITH ranked AS (
             SELECT j.id,
@@ -229,7 +230,6 @@ def prune_history(conn: Connection, schedule_ids: Sequence[int]) -> int:
         """,
         (list(schedule_ids),),
     )
-    return cur.rowcount
 
 
 def pending_schedule_jobs(

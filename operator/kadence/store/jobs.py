@@ -9,7 +9,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from kadence.domain.models import Backoff, EventKind, Job, JobState, Priority, TaskSpec, UserContext
-from kadence.store.db import Connection, Database, Row
+from kadence.store.db import Connection, Database, Row, count_affected
 
 # The worker's bookkeeping acts for the system: it updates jobs of every user.
 SYSTEM = UserContext.system()
@@ -244,12 +244,19 @@ def job_events(conn: Connection, job_id: str) -> list[Row]:
     ).fetchall()
 
 
-def delete_history_before(conn: Connection, cutoff: datetime) -> int:
-    """Drop finished jobs (and, by cascade, their events) that finished before ``cutoff``."""
-    cur = conn.execute(
-        "DELETE FROM jobs WHERE finished_at < %s AND state IN ('completed', 'failed', 'cancelled')", (cutoff,)
+def delete_history_before(conn: Connection, cutoff: datetime, limit: int = 5000) -> int:
+    """Drop up to ``limit`` jobs (and, by cascade, their events) that finished before ``cutoff``."""
+    return count_affected(
+        conn,
+        """
+        DELETE FROM jobs WHERE id IN (
+            SELECT id FROM jobs
+            WHERE finished_at < %s AND state IN ('completed', 'failed', 'cancelled')
+            LIMIT %s
+        )
+        """,
+        (cutoff, limit),
     )
-    return cur.rowcount
 
 
 def count_by_state(conn: Connection) -> dict[str, int]:
@@ -267,12 +274,12 @@ def job_timings(conn: Connection) -> list[Row]:
 
 def delete_jobs(conn: Connection, job_ids: list[str]) -> int:
     """Remove jobs (and their events) by id."""
-    return conn.execute("DELETE FROM jobs WHERE id = ANY(%s)", (job_ids,)).rowcount
+    return count_affected(conn, "DELETE FROM jobs WHERE id = ANY(%s)", (job_ids,))
 
 
 def delete_all_jobs(conn: Connection) -> int:
     """Remove every visible job (used to reset between measurements and drills)."""
-    return conn.execute("DELETE FROM jobs").rowcount
+    return count_affected(conn, "DELETE FROM jobs")
 
 
 def pending_jobs_older_than(conn: Connection, age_seconds: float, limit: int) -> list[tuple[Job, TaskSpec]]:

@@ -9,7 +9,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from kadence.domain.models import ConcurrencyPolicy, CronSchedule, Priority, TaskSpec
-from kadence.store.db import Connection, Row
+from kadence.store.db import Connection, Row, count_affected
 
 _COLUMNS = (
     "id, name, task_goal, cron_expression, timezone, user_id, enabled, priority, max_attempts, handler, "
@@ -177,8 +177,8 @@ def set_enabled(conn: Connection, schedule_id: int, enabled: bool, next_run: dat
 
 
 def delete_schedule(conn: Connection, schedule_id: int) -> bool:
-    return conn.execute("DELETE FROM cron_schedules WHERE id = %s", (schedule_id,)).rowcount > 0
+    return count_affected(conn, "DELETE FROM cron_schedules WHERE id = %s", (schedule_id,)) > 0
 
 
 def delete_owned_schedule(conn: Connection, owner_uid: str) -> bool:
-    return conn.execute("DELETE FROM cron_schedules WHERE owner_uid = %s", (owner_uid,)).rowcount > 0
+    return count_affected(conn, "DELETE FROM cron_schedules WHERE owner_uid = %s", (owner_uid,)) > 0
