@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from kadence.domain.models import UserContext
 from kadence.embedded import APP_ROLE, EmbeddedServers
 from kadence.store import jobs
 from kadence.store.migrate import migrate
+from tests.support import stop_process
 
 SYSTEM = UserContext.system()
 
@@ -129,13 +129,8 @@ def kadence_command(*args: str) -> list[str]:
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    """SIGTERM, then SIGKILL to the whole process group after ``timeout`` seconds."""
+    stop_process(process, timeout)
 
 
 class FastReceiver:
