@@ -412,6 +412,16 @@ class SchedulerCore:
                 log.warning("lost job queued again job_id=%s state=%s", job.job_id, job.state.value)
         return requeued
 
+    def stranded_jobs(self, grace_seconds: float = 30.0, limit: int = 500) -> set[str]:
+        """Waiting jobs that Redis holds as queued but on no queue (taken by a worker that died).
+
+        Confirm with a second call some seconds later before :meth:`TaskQueue.restore`: a job
+        that a live worker is taking right now looks the same for a moment.
+        """
+        with self._session(UserContext.system()) as conn:
+            pending = job_store.pending_jobs_older_than(conn, grace_seconds, limit)
+        return set(self.queue.stranded([job.job_id for job, _ in pending]))
+
     def prune_history(self, keep_days: int) -> int:
         """Delete jobs (and their audit trail) that finished more than ``keep_days`` ago."""
         cutoff = self.clock() - timedelta(days=keep_days)

@@ -137,6 +137,21 @@ return status
 """
 
 # Pause: move every waiting job to its paused list. KEYS: flag, then (queue, paused) pairs.
+# Put back a job that a worker took off its queue and then died before starting it (RQ pops
+# with BLPOP, so for a moment the id lives only in that worker). Only a job still 'queued'
+# and in neither list is pushed, to the front, as it was due first.
+# KEYS: job hash, queue list, paused list, paused flag. ARGV: job id.
+_RESTORE = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
+if redis.call('LPOS', KEYS[2], ARGV[1]) or redis.call('LPOS', KEYS[3], ARGV[1]) then return 0 end
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  redis.call('LPUSH', KEYS[3], ARGV[1])
+else
+  redis.call('LPUSH', KEYS[2], ARGV[1])
+end
+return 1
+"""
+
 _PAUSE = """
 redis.call('SET', KEYS[1], '1')
 for i = 2, #KEYS, 2 do
@@ -239,6 +254,7 @@ class TaskQueue:
         self._cancel = redis.register_script(_CANCEL)
         self._pause = redis.register_script(_PAUSE)
         self._resume = redis.register_script(_RESUME)
+        self._restore = redis.register_script(_RESTORE)
         self._push_sha = ""
 
     def _load_scripts(self) -> None:
@@ -382,6 +398,48 @@ class TaskQueue:
             )
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise Unavailable(f"Redis is unreachable: {exc}") from exc
+
+    def stranded(self, job_ids: Sequence[str]) -> list[str]:
+        """Those of ``job_ids`` that are 'queued' in Redis but on no queue or paused list.
+
+        A worker that dies between taking a job (BLPOP) and starting it leaves it so. A job
+        being taken right now looks the same for a moment: confirm with a later call.
+        """
+        if not job_ids:
+            return []
+        prefix = RQJob.redis_job_namespace_prefix
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hmget(f"{prefix}{job_id}", "status", "origin")
+            fields = pipe.execute()
+        queued = [
+            (job_id, _text(origin) or "")
+            for job_id, (status, origin) in zip(job_ids, fields, strict=True)
+            if _text(status) == "queued"
+        ]
+        if not queued:
+            return []
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id, origin in queued:
+                pipe.lpos(queue_key(origin), job_id)
+                pipe.lpos(paused_key(origin), job_id)
+            positions = pipe.execute()
+        return [
+            job_id
+            for index, (job_id, _) in enumerate(queued)
+            if positions[2 * index] is None and positions[2 * index + 1] is None
+        ]
+
+    def restore(self, job_ids: Iterable[str]) -> int:
+        """Put stranded jobs (see :meth:`stranded`) back at the front of their queue."""
+        restored = 0
+        prefix = RQJob.redis_job_namespace_prefix
+        for job_id in job_ids:
+            origin = _text(self.redis.hget(f"{prefix}{job_id}", "origin"))
+            if origin:
+                keys = [f"{prefix}{job_id}", queue_key(origin), paused_key(origin), PAUSED_KEY]
+                restored += int(self._restore(keys=keys, args=[job_id]))
+        return restored
 
     def missing(self, job_ids: Sequence[str]) -> list[str]:
         """Those of ``job_ids`` that have no job in Redis (one round trip)."""

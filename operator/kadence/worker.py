@@ -220,6 +220,7 @@ class WorkerPool:
     concurrency: int
     priorities: list[Priority] | None = None
     children: list[_Child] = field(default_factory=list)
+    _suspects: set[str] = field(default_factory=set)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def _spawn(self, index: int) -> _Child:
@@ -292,6 +293,11 @@ class WorkerPool:
             core.queue.recover_abandoned()
             removed = core.queue.apply_retention()
             requeued = core.requeue_lost_jobs()
+            # A job taken off its queue by a worker that died before starting it: put back
+            # once it is seen stranded in two rounds in a row.
+            stranded = core.stranded_jobs()
+            requeued += core.queue.restore(stranded & self._suspects)
+            self._suspects = stranded - self._suspects
             pruned = core.prune_history(self.settings.history_days)
             if removed or requeued or pruned:
                 log.info("housekeeping retention_removed=%s requeued=%s pruned=%s", removed, requeued, pruned)

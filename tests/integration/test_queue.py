@@ -122,3 +122,20 @@ def test_history_older_than_the_retention_days_is_pruned(core: SchedulerCore) ->
     with pytest.raises(NotFound):
         core.get_job(ALICE, finished)
     assert core.get_job(ALICE, pending).state.value == "waiting"
+
+
+def test_a_job_taken_by_a_worker_that_died_before_starting_it_is_put_back(
+    core: SchedulerCore, settings: Settings, worker_pool
+) -> None:
+    taken = core.schedule_task(ALICE, _noop()).job_id
+    waiting = core.schedule_task(ALICE, _noop()).job_id
+    redis = Redis.from_url(settings.redis_url.get_secret_value())
+    # What a worker does first (BLPOP), and then it is killed before it starts the job.
+    assert redis.lpop(f"rq:queue:{Priority.NORMAL.queue_name}") == taken.encode()
+    assert core.stranded_jobs(grace_seconds=0) == {taken}
+    assert core.queue.restore({taken}) == 1
+    assert core.queue.restore({taken, waiting}) == 0  # back on its queue: nothing to do
+    assert core.stranded_jobs(grace_seconds=0) == set()
+    worker_pool(1)
+    wait_for(lambda: core.get_job(ALICE, taken).state.value == "completed", 20)
+    wait_for(lambda: core.get_job(ALICE, waiting).state.value == "completed", 20)
