@@ -11,7 +11,6 @@ import logging
 import secrets
 import uuid
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,7 +45,7 @@ from kadence.queue import TaskQueue
 from kadence.store import jobs as job_store
 from kadence.store import schedules as schedule_store
 from kadence.store import tokens as token_store
-from kadence.store.db import Connection, Database
+from kadence.store.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +82,24 @@ class TaskInput:
     backoff_base_seconds: object = None
     backoff_max_seconds: object = None
     timeout_seconds: object = None
+
+    @classmethod
+    def from_fields(cls, source: Any, *, task_id: object = None) -> TaskInput:
+        """The task fields of a request body or resource spec (attributes named as here,
+        with an optional ``backoff`` carrying ``base_seconds`` and ``max_seconds``)."""
+        backoff = source.backoff
+        return cls(
+            task_id=source.task_id if task_id is None else task_id,
+            user_id=source.user_id,
+            task_goal=source.task_goal,
+            priority=source.priority,
+            max_attempts=source.max_attempts,
+            handler=source.handler,
+            args=source.args,
+            backoff_base_seconds=backoff.base_seconds if backoff else None,
+            backoff_max_seconds=backoff.max_seconds if backoff else None,
+            timeout_seconds=source.timeout_seconds,
+        )
 
 
 class SchedulerCore:
@@ -150,7 +167,7 @@ class SchedulerCore:
         new_id = job_id or str(uuid.uuid4())
         state = JobState.DELAYED if run_at is not None and run_at > self.clock() else JobState.WAITING
         record = job_store.NewJob(new_id, spec, state, run_at, schedule_id=schedule_id, tick_at=tick_at, owner=owner)
-        with self._session(ctx) as conn:
+        with self.db.session(ctx) as conn:
             created = job_store.insert_job(conn, record, check=job_id is not None)
             existing = None if created else job_store.get_job(conn, new_id)
         if existing is not None and existing.state not in (JobState.WAITING, JobState.DELAYED):
@@ -172,7 +189,7 @@ class SchedulerCore:
     def _withdraw(self, ctx: UserContext, job_ids: list[str]) -> None:
         """Remove the records of jobs that could not be queued (the caller was told so)."""
         try:
-            with self._session(ctx) as conn:
+            with self.db.session(ctx) as conn:
                 job_store.delete_jobs(conn, job_ids)
         except Unavailable:
             log.warning("could not withdraw jobs that failed to queue job_ids=%s", job_ids[:10])
@@ -194,7 +211,7 @@ class SchedulerCore:
             job_store.NewJob(job_id, spec, JobState.DELAYED if when and when > now else JobState.WAITING, when)
             for job_id, spec, when in prepared
         ]
-        with self._session(ctx) as conn:
+        with self.db.session(ctx) as conn:
             job_store.insert_jobs(conn, records)
         try:
             self.queue.enqueue_many(prepared)
@@ -204,7 +221,7 @@ class SchedulerCore:
         return [ScheduledJob(job_id, when) for job_id, _, when in prepared]
 
     def get_job(self, ctx: UserContext, job_id: str) -> Job:
-        with self._session(ctx) as conn:
+        with self.db.session(ctx) as conn:
             job = job_store.get_job(conn, job_id)
         if job is None:
             raise NotFound(f"job {job_id} not found")
@@ -213,14 +230,14 @@ class SchedulerCore:
         return job
 
     def job_events(self, ctx: UserContext, job_id: str) -> list[dict[str, Any]]:
-        with self._session(ctx) as conn:
+        with self.db.session(ctx) as conn:
             if job_store.get_job(conn, job_id) is None:
                 raise NotFound(f"job {job_id} not found")
             return job_store.job_events(conn, job_id)
 
     def cancel_job(self, ctx: UserContext, job_id: str) -> Job:
         """Cancel a waiting, delayed or active job; a finished one is a Conflict."""
-        with self._session(ctx) as conn:
+        with self.db.session(ctx) as conn:
             job = job_store.get_job(conn, job_id)
             if job is None:
                 raise NotFound(f"job {job_id} not found")
@@ -259,7 +276,7 @@ class SchedulerCore:
             failed_jobs_history_limit=failed_jobs_history_limit, enabled=enabled, owner=owner,
             owner_uid=owner_uid,
         )
-        with self._session(ctx) as conn:
+        with self.db.session(ctx) as conn:
             if owner_uid is not None:
                 schedule = schedule_store.upsert_owned_schedule(conn, new)
             else:
@@ -305,22 +322,22 @@ class SchedulerCore:
         if user_id is not None:
             parse_user_id(user_id)
             _check_acts_for(ctx, user_id)
-        with self._session(ctx) as conn:
+        with self.db.session(ctx) as conn:
             return schedule_store.list_schedules(conn, user_id)
 
     def get_schedule(self, ctx: UserContext, schedule_id: int) -> CronSchedule:
-        with self._session(ctx) as conn:
+        with self.db.session(ctx) as conn:
             schedule = schedule_store.get_schedule(conn, schedule_id)
         if schedule is None:
             raise NotFound(f"schedule {schedule_id} not found")
         return schedule
 
     def get_owned_schedule(self, ctx: UserContext, owner_uid: str) -> CronSchedule | None:
-        with self._session(ctx) as conn:
+        with self.db.session(ctx) as conn:
             return schedule_store.get_owned_schedule(conn, owner_uid)
 
     def _set_enabled(self, ctx: UserContext, schedule_id: int, enabled: bool, allow_owned: bool) -> CronSchedule:
-        with self._session(ctx) as conn:
+        with self.db.session(ctx) as conn:
             current = schedule_store.get_schedule(conn, schedule_id, for_update=True)
             if current is None:
                 raise NotFound(f"schedule {schedule_id} not found")
@@ -341,7 +358,7 @@ class SchedulerCore:
         return self._set_enabled(ctx, schedule_id, False, allow_owned)
 
     def delete_schedule(self, ctx: UserContext, schedule_id: int, *, allow_owned: bool = False) -> None:
-        with self._session(ctx) as conn:
+        with self.db.session(ctx) as conn:
             current = schedule_store.get_schedule(conn, schedule_id, for_update=True)
             if current is None:
                 raise NotFound(f"schedule {schedule_id} not found")
@@ -362,7 +379,7 @@ class SchedulerCore:
         return scheduled
 
     def delete_owned_schedule(self, ctx: UserContext, owner_uid: str) -> bool:
-        with self._session(ctx) as conn:
+        with self.db.session(ctx) as conn:
             deleted = schedule_store.delete_owned_schedule(conn, owner_uid)
         if deleted:
             self.queue.redis.publish(SCHEDULES_CHANGED, owner_uid)
@@ -398,7 +415,7 @@ class SchedulerCore:
         job is never queued twice.
         """
         system = UserContext.system()
-        with self._session(system) as conn:
+        with self.db.session(system) as conn:
             pending = job_store.pending_jobs_older_than(conn, grace_seconds, limit)
         requeued = 0
         now = self.clock()
@@ -418,14 +435,14 @@ class SchedulerCore:
         Confirm with a second call some seconds later before :meth:`TaskQueue.restore`: a job
         that a live worker is taking right now looks the same for a moment.
         """
-        with self._session(UserContext.system()) as conn:
+        with self.db.session(UserContext.system()) as conn:
             pending = job_store.pending_jobs_older_than(conn, grace_seconds, limit)
         return set(self.queue.stranded([job.job_id for job, _ in pending]))
 
     def prune_history(self, keep_days: int) -> int:
         """Delete jobs (and their audit trail) that finished more than ``keep_days`` ago."""
         cutoff = self.clock() - timedelta(days=keep_days)
-        with self._session(UserContext.system()) as conn:
+        with self.db.session(UserContext.system()) as conn:
             deleted = job_store.delete_history_before(conn, cutoff)
         if deleted:
             log.info("history pruned deleted=%s before=%s", deleted, cutoff.isoformat())
@@ -440,7 +457,7 @@ class SchedulerCore:
         if role not in ("user", "master"):
             raise InvalidInput("role", f"{role!r} is not a role; use user or master")
         token = "kdn_" + secrets.token_urlsafe(32)
-        with self._session(ctx) as conn:
+        with self.db.session(ctx) as conn:
             token_store.insert_token(conn, token, uid, Role(str(role)), description)
         log.info("token created user_id=%s role=%s", uid, role)
         return token
@@ -450,9 +467,6 @@ class SchedulerCore:
             return token_store.authenticate(conn, token)
 
     # -- plumbing ----------------------------------------------------------------------
-
-    def _session(self, ctx: UserContext) -> AbstractContextManager[Connection]:
-        return self.db.session(ctx)
 
     def ready(self) -> dict[str, bool]:
         return {"postgres": self.db.ping(), "redis": self.queue.ping()}

@@ -13,7 +13,6 @@ import importlib.util
 import logging
 import os
 import pwd
-import shutil
 import signal
 import socket
 import subprocess
@@ -312,11 +311,6 @@ class EmbeddedServers:
     def stop(self) -> None:
         self.redis.stop()
         self.postgres.stop()
-
-    def remove(self) -> None:
-        """Stop both servers and delete their data."""
-        self.stop()
-        shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self) -> EmbeddedServers:
         return self.start()

@@ -32,22 +32,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _task_input(spec: ScheduledTaskSpec) -> TaskInput:
-    backoff = spec.backoff
-    return TaskInput(
-        task_id=spec.task_id,
-        user_id=spec.user_id,
-        task_goal=spec.task_goal,
-        priority=spec.priority.value,
-        max_attempts=spec.max_attempts,
-        handler=spec.handler,
-        args=spec.args,
-        backoff_base_seconds=backoff.base_seconds if backoff else None,
-        backoff_max_seconds=backoff.max_seconds if backoff else None,
-        timeout_seconds=spec.timeout_seconds,
-    )
-
-
 def _start_time(spec: ScheduledTaskSpec, created: datetime) -> datetime | None:
     """When the job is due: ``runAt``, or ``delaySeconds`` after the resource was created."""
     if spec.run_at is not None:
@@ -65,10 +49,10 @@ def _schedule(runtime: Runtime, spec: ScheduledTaskSpec, job_id: str, owner: str
     except NotFound:
         pass
     if not core.queue.ping():
-        # Checked before the job row is written: a job whose queueing fails is withdrawn
-        # (cancelled) by the core, and the retry would then find it cancelled.
+        # Checked before the job row is written, so that during an outage each retry
+        # does not write a row only for the core to withdraw it again.
         raise Unavailable("Redis is unreachable")
-    task = _task_input(spec)
+    task = TaskInput.from_fields(spec)
     start = _start_time(spec, created)
     scheduled: ScheduledJob
     if start is not None and start > core.clock():

@@ -58,10 +58,6 @@ def _to_job(row: Row) -> Job:
     )
 
 
-def _event(kind: EventKind) -> str:
-    return kind.value
-
-
 _INSERT_JOB = """
     INSERT INTO jobs (id, user_id, task_id, task_goal, priority, handler, args, state, max_attempts,
                       scheduled_for, schedule_id, tick_at, owner,
@@ -90,7 +86,7 @@ def insert_job(conn: Connection, new: NewJob, *, check: bool = True) -> bool:
         f"""
         WITH inserted AS ({_INSERT_JOB} RETURNING id, user_id)
         INSERT INTO job_events (job_id, user_id, kind)
-        SELECT id, user_id, '{_event(EventKind.SCHEDULED)}' FROM inserted
+        SELECT id, user_id, '{EventKind.SCHEDULED.value}' FROM inserted
         RETURNING job_id
         """,
         _row_values(new),
@@ -133,11 +129,6 @@ def insert_jobs(conn: Connection, jobs: list[NewJob]) -> None:
 def get_job(conn: Connection, job_id: str) -> Job | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s", (job_id,)).fetchone()
     return _to_job(row) if row else None
-
-
-def job_exists_for_anyone(conn: Connection, job_id: str) -> bool:
-    """Only meaningful in a master session: RLS hides other users' rows otherwise."""
-    return conn.execute("SELECT 1 FROM jobs WHERE id = %s", (job_id,)).fetchone() is not None
 
 
 def cancel_job(conn: Connection, job_id: str, message: str = "cancelled") -> JobState | None:

@@ -18,23 +18,6 @@ ScheduleId = Annotated[int, Path(alias="scheduleId", ge=1, le=MAX_USER_ID)]
 UserIdPath = Annotated[int, Path(alias="userId", ge=1, le=MAX_USER_ID)]
 
 
-def _task_input(body: RecurringTaskIn) -> TaskInput:
-    """The task each tick runs; a schedule's ticks are named after the schedule."""
-    backoff = body.backoff
-    return TaskInput(
-        task_id=body.name,
-        user_id=body.user_id,
-        task_goal=body.task_goal,
-        priority=body.priority,
-        max_attempts=body.max_attempts,
-        handler=body.handler,
-        args=body.args,
-        backoff_base_seconds=backoff.base_seconds if backoff else None,
-        backoff_max_seconds=backoff.max_seconds if backoff else None,
-        timeout_seconds=body.timeout_seconds,
-    )
-
-
 @router.post(
     "/schedule-recurring", status_code=status.HTTP_201_CREATED, response_model=RecurringOut,
     responses=error_responses(400, 403), summary="Create a cron schedule",
@@ -42,7 +25,8 @@ def _task_input(body: RecurringTaskIn) -> TaskInput:
 def schedule_recurring(body: RecurringTaskIn, user: CurrentUser, core: CoreDep) -> RecurringOut:
     schedule = core.schedule_recurring_task(
         user,
-        _task_input(body),
+        # Each tick's task is named after the schedule.
+        TaskInput.from_fields(body, task_id=body.name),
         name=body.name,
         cron_expression=body.cron_expression,
         timezone=body.timezone,

@@ -31,23 +31,6 @@ router = APIRouter(prefix="/api/scheduler", tags=["scheduler"])
 JobId = Annotated[str, Path(alias="jobId", min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
 
 
-def task_input(task: TaskIn) -> TaskInput:
-    """The core's raw task from a request body (the core validates it again)."""
-    backoff = task.backoff
-    return TaskInput(
-        task_id=task.task_id,
-        user_id=task.user_id,
-        task_goal=task.task_goal,
-        priority=task.priority,
-        max_attempts=task.max_attempts,
-        handler=task.handler,
-        args=task.args,
-        backoff_base_seconds=backoff.base_seconds if backoff else None,
-        backoff_max_seconds=backoff.max_seconds if backoff else None,
-        timeout_seconds=task.timeout_seconds,
-    )
-
-
 def priority_of(task: TaskIn, core: SchedulerCore) -> Priority:
     return core.defaults.priority if task.priority is None else parse_priority(task.priority)
 
@@ -71,7 +54,7 @@ def _answer(core: SchedulerCore, user: UserContext, scheduled: ScheduledJob, res
 )
 def schedule(body: ScheduleTaskIn, user: CurrentUser, core: CoreDep, metrics: MetricsDep,
              response: Response) -> ScheduledOut:
-    scheduled = core.schedule_task(user, task_input(body), job_id=body.job_id)
+    scheduled = core.schedule_task(user, TaskInput.from_fields(body), job_id=body.job_id)
     _answer(core, user, scheduled, response)
     if scheduled.created:
         metrics.job_scheduled(priority_of(body, core))
@@ -87,7 +70,7 @@ def schedule(body: ScheduleTaskIn, user: CurrentUser, core: CoreDep, metrics: Me
 def schedule_delayed(body: DelayedTaskIn, user: CurrentUser, core: CoreDep, metrics: MetricsDep,
                      response: Response) -> ScheduledOut:
     scheduled = core.schedule_delayed_task(
-        user, task_input(body), delay_ms=body.delay, run_at=body.run_at, job_id=body.job_id
+        user, TaskInput.from_fields(body), delay_ms=body.delay, run_at=body.run_at, job_id=body.job_id
     )
     _answer(core, user, scheduled, response)
     if scheduled.created:
@@ -100,7 +83,7 @@ def schedule_delayed(body: DelayedTaskIn, user: CurrentUser, core: CoreDep, metr
     responses=error_responses(400, 403), summary="Schedule many tasks at once (all or none)",
 )
 def schedule_bulk(body: BulkIn, user: CurrentUser, core: CoreDep, metrics: MetricsDep) -> BulkOut:
-    scheduled = core.schedule_tasks(user, [(task_input(t), t.delay, t.run_at) for t in body.tasks])
+    scheduled = core.schedule_tasks(user, [(TaskInput.from_fields(t), t.delay, t.run_at) for t in body.tasks])
     for task in body.tasks:
         metrics.job_scheduled(priority_of(task, core))
     return BulkOut(job_ids=[s.job_id for s in scheduled], scheduled_for=[s.scheduled_for for s in scheduled])
