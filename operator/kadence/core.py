@@ -177,7 +177,7 @@ class SchedulerCore:
         # without its record. If queueing fails, the record is withdrawn again, so that
         # the caller's retry (with the same id, if it chose one) starts afresh.
         try:
-            self.queue.enqueue(new_id, spec, run_at=run_at, schedule_id=schedule_id, fresh=job_id is None)
+            self.queue.enqueue(new_id, spec, run_at=run_at, schedule_id=schedule_id)
         except Unavailable:
             if created:
                 self._withdraw(ctx, [new_id])
@@ -214,7 +214,7 @@ class SchedulerCore:
         with self.db.session(ctx) as conn:
             job_store.insert_jobs(conn, records)
         try:
-            self.queue.enqueue_many(prepared)
+            self.queue.enqueue_many([(job_id, spec, when, None) for job_id, spec, when in prepared])
         except Unavailable:
             self._withdraw(ctx, [job_id for job_id, _, _ in prepared])
             raise

@@ -253,7 +253,7 @@ class Dispatcher:
         self._cancel_replaced(replaced)
         bulk: list[BulkJob] = [(job.job_id, job.spec, job.scheduled_for, job.schedule_id) for job in fresh]
         try:
-            result.queued = self.queue.enqueue_many_idempotent(bulk)
+            result.queued = self.queue.enqueue_many(bulk)
         except Unavailable as exc:
             result.queue_failed = True
             log.warning(
@@ -334,7 +334,7 @@ class Dispatcher:
                         for job in locked
                         if job.job_id in still_missing
                     ]
-                    count = self.queue.enqueue_many_idempotent(bulk)
+                    count = self.queue.enqueue_many(bulk)
                 requeued += count
                 if count:
                     self.metrics.requeued.inc(count)

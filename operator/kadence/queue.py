@@ -14,27 +14,30 @@ RQ gives Kadence its workers, job hashes and registries. Two things Kadence does
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import time
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, WatchError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue
-from rq.callbacks import Callback
+from rq.defaults import CALLBACK_TIMEOUT
 from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE
 from rq.job import Job as RQJob
-from rq.job import JobStatus, Retry
+from rq.job import JobStatus
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
 from kadence.domain.errors import Unavailable
-from kadence.domain.models import PRIORITIES_BY_URGENCY, JobState, Priority, QueueStats, TaskSpec
+from kadence.domain.models import PRIORITIES_BY_URGENCY, Backoff, JobState, Priority, QueueStats, TaskSpec
 from kadence.domain.policies import backoff_schedule
 
 log = logging.getLogger(__name__)
@@ -91,13 +94,47 @@ def _ms(when: datetime) -> float:
     return when.timestamp() * 1000.0
 
 
-# Push a job id on its queue, or on the queue's paused list while Kadence is paused.
-# KEYS: paused flag, queue list, paused list. ARGV: job id, "1" to push at the front.
-_PUSH = """
-local target = KEYS[2]
-if redis.call('EXISTS', KEYS[1]) == 1 then target = KEYS[3] end
-if ARGV[2] == '1' then redis.call('LPUSH', target, ARGV[1]) else redis.call('RPUSH', target, ARGV[1]) end
-return 1
+# Create jobs and queue them, skipping any whose id exists already (so a retried or
+# concurrent call changes nothing). A job due now goes on its queue, or on the queue's
+# paused list while Kadence is paused; a later one goes in the queue's delayed set, and
+# promoters are woken in case it is due before whatever they wait for. Returns how many
+# jobs were created.
+# KEYS: paused flag, RQ's set of queues, then (queue list, paused list, delayed zset) per queue.
+# ARGV: job key prefix, wake channel, the number n of fields every job shares, those n
+# field/value pairs;
+# then per job: its id, its queue's place in KEYS (1 for the first triple), its due time in
+# ms ('' for now), the number m of its own fields and those m field/value pairs.
+_CREATE = """
+local paused = redis.call('EXISTS', KEYS[1]) == 1
+local shared = {}
+local i = 4
+for _ = 1, tonumber(ARGV[3]) do
+  shared[#shared + 1] = ARGV[i]
+  shared[#shared + 1] = ARGV[i + 1]
+  i = i + 2
+end
+local created = 0
+while i <= #ARGV do
+  local id, base, due, own = ARGV[i], 3 * tonumber(ARGV[i + 1]), ARGV[i + 2], tonumber(ARGV[i + 3])
+  local jkey = ARGV[1] .. id
+  i = i + 4
+  if redis.call('EXISTS', jkey) == 0 then
+    redis.call('HSET', jkey, unpack(shared))
+    redis.call('HSET', jkey, unpack(ARGV, i, i + 2 * own - 1))
+    redis.call('SADD', KEYS[2], KEYS[base])
+    if due ~= '' then
+      redis.call('ZADD', KEYS[base + 2], due, id)
+      redis.call('PUBLISH', ARGV[2], due)
+    elseif paused then
+      redis.call('RPUSH', KEYS[base + 1], id)
+    else
+      redis.call('RPUSH', KEYS[base], id)
+    end
+    created = created + 1
+  end
+  i = i + 2 * own
+end
+return created
 """
 
 # Move due delayed jobs to their queues. KEYS: paused flag, then (delayed zset, queue list,
@@ -230,6 +267,20 @@ def job_payload(job_id: str, spec: TaskSpec, scheduled_for: datetime | None, sch
     }
 
 
+_COMPRESS_ABOVE = 1024  # bytes of a job's call data
+
+
+@functools.lru_cache(maxsize=256)
+def _retry_intervals(backoff: Backoff, max_attempts: int) -> str:
+    # RQ types the intervals as int but feeds them to timedelta: fractions of a second work.
+    return json.dumps(backoff_schedule(backoff, max_attempts))
+
+
+def rq_time(when: datetime) -> str:
+    """A time as RQ writes it in job hashes."""
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 class TaskQueue:
     """Kadence's view of Redis: the four priority queues and what surrounds them."""
 
@@ -249,155 +300,119 @@ class TaskQueue:
             priority: KadenceQueue(priority.queue_name, connection=redis, serializer=SERIALIZER)
             for priority in PRIORITIES_BY_URGENCY
         }
-        self._push = redis.register_script(_PUSH)
+        self._create = redis.register_script(_CREATE)
         self._promote = redis.register_script(_PROMOTE)
         self._cancel = redis.register_script(_CANCEL)
         self._pause = redis.register_script(_PAUSE)
         self._resume = redis.register_script(_RESUME)
         self._restore = redis.register_script(_RESTORE)
-        self._push_sha = ""
+        self._create_sha = ""
+        self._create_key_list = self._create_keys()
+        self._place = {priority: place for place, priority in enumerate(self.queues, start=1)}
 
-    def _load_scripts(self) -> None:
-        # Pipelines call the push script by digest (redis-py would check for it on every
-        # execute otherwise); the digest is loaded on first use and again after a restart.
-        self._push_sha = str(self.redis.script_load(_PUSH))
+    # -- creating and queueing -----------------------------------------------------------
+    #
+    # Kadence writes RQ's job hashes itself rather than through RQ's ``Job`` object, which
+    # costs several times the Redis write; ``tests/unit/test_queue.py`` checks that the two
+    # agree field for field.
 
-    # -- building and enqueueing -------------------------------------------------------
+    def _shared_fields(self, now: datetime) -> dict[str, str | int]:
+        """The fields of the RQ job hash that every job created at ``now`` has in common."""
+        return {
+            "created_at": rq_time(now),
+            "success_callback_name": ON_SUCCESS,
+            "failure_callback_name": ON_FAILURE,
+            "stopped_callback_name": "",
+            "started_at": "",
+            "ended_at": "",
+            "last_heartbeat": "",
+            "worker_name": "",
+            "group_id": "",
+            "success_callback_timeout": CALLBACK_TIMEOUT,
+            "failure_callback_timeout": CALLBACK_TIMEOUT,
+            "result_ttl": self.completed_max_age_seconds,
+            "failure_ttl": self.completed_max_age_seconds * 7,
+        }
 
-    def _build(self, job_id: str, spec: TaskSpec, scheduled_for: datetime | None, schedule_id: int | None) -> RQJob:
-        queue = self.queues[spec.priority]
-        delays = backoff_schedule(spec.backoff, spec.max_attempts)
-        return queue.create_job(
-            PERFORM,
-            kwargs=job_payload(job_id, spec, scheduled_for, schedule_id),
-            job_id=job_id,
-            timeout=spec.timeout_seconds,
-            result_ttl=self.completed_max_age_seconds,
-            failure_ttl=self.completed_max_age_seconds * 7,
-            # RQ types the intervals as int but feeds them to timedelta: fractions of a second work.
-            retry=Retry(max=spec.max_attempts - 1, interval=cast(list[int], delays)) if delays else None,
-            on_success=Callback(ON_SUCCESS),
-            on_failure=Callback(ON_FAILURE),
-            description=f"{spec.handler} task {spec.task_id}",
-        )
+    @staticmethod
+    def _own_fields(job: BulkJob, now: datetime) -> dict[str, str | bytes | int]:
+        """The fields of one job's RQ hash that are its own."""
+        job_id, spec, run_at, schedule_id = job
+        data = json.dumps((PERFORM, None, (), job_payload(job_id, spec, run_at, schedule_id))).encode()
+        delayed = run_at is not None and run_at > now
+        fields: dict[str, str | bytes | int] = {
+            # RQ reads the call compressed or not; small ones are stored as they are.
+            "data": zlib.compress(data) if len(data) > _COMPRESS_ABOVE else data,
+            "origin": spec.priority.queue_name,
+            "description": f"{spec.handler} task {spec.task_id}",
+            "timeout": spec.timeout_seconds,
+            "status": JobStatus.SCHEDULED.value if delayed else JobStatus.QUEUED.value,
+        }
+        if not delayed:
+            fields["enqueued_at"] = rq_time(now)
+        if spec.max_attempts > 1:  # RQ's own retry re-queues a failed attempt after these delays
+            fields["retries_left"] = spec.max_attempts - 1
+            fields["retry_intervals"] = _retry_intervals(spec.backoff, spec.max_attempts)
+        return fields
 
-    def _stage(self, pipe: Any, job: RQJob, queue: KadenceQueue, run_at: datetime | None, now: datetime) -> None:
-        """Add the commands that save ``job`` and queue it (now or at ``run_at``) to ``pipe``."""
-        if not self._push_sha:
-            self._load_scripts()
-        if run_at is not None and run_at > now:
-            queue.schedule_job(job, run_at, pipeline=pipe)
-            return
-        pipe.sadd(queue.redis_queues_keys, queue.key)
-        job.origin = queue.name
-        job.enqueued_at = now
-        job._status = JobStatus.QUEUED  # saved with the rest of the hash just below
-        job.save(pipeline=pipe)
-        pipe.evalsha(self._push_sha, 3, PAUSED_KEY, queue.key, paused_key(queue.name), job.id, "0")
+    def job_hash(
+        self, job_id: str, spec: TaskSpec, run_at: datetime | None, schedule_id: int | None, now: datetime
+    ) -> dict[str, str | bytes | int]:
+        """The whole RQ job hash of a new job, as RQ's ``Job.save`` would write it."""
+        return self._shared_fields(now) | self._own_fields((job_id, spec, run_at, schedule_id), now)
+
+    def _create_keys(self) -> list[str]:
+        keys = [PAUSED_KEY, Queue.redis_queues_keys]
+        for queue in self.queues.values():
+            keys += [queue.key, paused_key(queue.name), delayed_key(queue.name)]
+        return keys
+
+    def _create_args(self, jobs: Sequence[BulkJob]) -> list[Any]:
+        now = datetime.now(UTC)
+        shared = self._shared_fields(now)
+        args: list[Any] = [RQJob.redis_job_namespace_prefix, WAKE_CHANNEL, len(shared)]
+        for shared_pair in shared.items():
+            args += shared_pair
+        for job in jobs:
+            job_id, spec, run_at, _ = job
+            own = self._own_fields(job, now)
+            due = f"{_ms(run_at):.0f}" if run_at is not None and run_at > now else ""
+            args += (job_id, self._place[spec.priority], due, len(own))
+            for own_pair in own.items():
+                args += own_pair
+        return args
 
     def enqueue(
-        self,
-        job_id: str,
-        spec: TaskSpec,
-        *,
-        run_at: datetime | None = None,
-        schedule_id: int | None = None,
-        fresh: bool = False,
+        self, job_id: str, spec: TaskSpec, *, run_at: datetime | None = None, schedule_id: int | None = None
     ) -> Enqueued:
-        """Queue a job now (or at ``run_at``); a second call with the same id changes nothing.
+        """Queue a job now (or at ``run_at``); a second call with the same id changes nothing."""
+        return Enqueued(job_id, created=self.enqueue_many([(job_id, spec, run_at, schedule_id)]) == 1)
 
-        ``fresh`` says the id was just generated, so the duplicate check can be skipped.
-        """
-        now = datetime.now(UTC)
-        job = self._build(job_id, spec, run_at, schedule_id)
-        queue = self.queues[spec.priority]
-        if fresh:
-            self._run_pipeline(lambda pipe: self._stage(pipe, job, queue, run_at, now))
-            return Enqueued(job_id, created=True)
-        try:
-            with self.redis.pipeline() as pipe:
-                try:
-                    pipe.watch(job.key)  # type: ignore[no-untyped-call]
-                    if pipe.exists(job.key):
-                        return Enqueued(job_id, created=False)
-                    pipe.multi()
-                    self._stage(pipe, job, queue, run_at, now)
-                    pipe.execute()
-                except WatchError:
-                    return Enqueued(job_id, created=False)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise Unavailable(f"Redis is unreachable: {exc}") from exc
-        return Enqueued(job_id, created=True)
-
-    def enqueue_many(self, jobs: Iterable[tuple[str, TaskSpec, datetime | None]]) -> None:
-        """Queue many new jobs in one round trip (ids must be fresh: no duplicate check)."""
-        now = datetime.now(UTC)
-        built = [(self._build(job_id, spec, run_at, None), spec, run_at) for job_id, spec, run_at in jobs]
-
-        def stage(pipe: Any) -> None:
-            for job, spec, run_at in built:
-                self._stage(pipe, job, self.queues[spec.priority], run_at, now)
-
-        self._run_pipeline(stage)
-
-    def _run_pipeline(self, stage: Any) -> None:
-        """Run the commands ``stage(pipe)`` adds in one round trip, reloading scripts if Redis lost them."""
-        for attempt in (1, 2):
-            try:
-                with self.redis.pipeline(transaction=True) as pipe:
-                    stage(pipe)
-                    pipe.execute()
-                return
-            except NoScriptError:
-                if attempt == 2:
-                    raise
-                self._load_scripts()
-            except (RedisConnectionError, RedisTimeoutError) as exc:
-                raise Unavailable(f"Redis is unreachable: {exc}") from exc
-
-    def enqueue_many_idempotent(self, jobs: Sequence[BulkJob]) -> int:
+    def enqueue_many(self, jobs: Sequence[BulkJob]) -> int:
         """Queue every job whose id is not in Redis yet, in one round trip; returns how many.
 
-        For cron ticks: a burst of thousands, any of which another dispatcher (or the
-        recovery sweep) may be queueing at the same moment. The job keys are WATCHed before
-        their existence is checked, so a job created meanwhile aborts the transaction; the
-        batch is then redone one job at a time with the idempotent :meth:`enqueue`.
+        One atomic script creates the whole batch, so a job that another process (a second
+        dispatcher, the recovery sweep, a retried call) queues at the same moment is created
+        once, and a batch is applied whole or not at all.
         """
         if not jobs:
             return 0
-        now = datetime.now(UTC)
-        built = [
-            (self._build(job_id, spec, run_at, schedule_id), spec, run_at) for job_id, spec, run_at, schedule_id in jobs
-        ]
-        keys = [job.key for job, _, _ in built]
-        if not self._push_sha:
-            self._load_scripts()
-        try:
-            with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    pipe.watch(*keys)  # type: ignore[no-untyped-call]
-                    with self.redis.pipeline(transaction=False) as check:
-                        for key in keys:
-                            check.exists(key)
-                        present = check.execute()
-                    fresh = [entry for entry, exists in zip(built, present, strict=True) if not exists]
-                    if not fresh:
-                        pipe.unwatch()
-                        return 0
-                    pipe.multi()
-                    for job, spec, run_at in fresh:
-                        self._stage(pipe, job, self.queues[spec.priority], run_at, now)
-                    pipe.execute()
-                    return len(fresh)
-                except WatchError:
-                    pass
-            return sum(
-                1
-                for job_id, spec, run_at, schedule_id in jobs
-                if self.enqueue(job_id, spec, run_at=run_at, schedule_id=schedule_id).created
-            )
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise Unavailable(f"Redis is unreachable: {exc}") from exc
+        args = self._create_args(jobs)
+        for attempt in (1, 2):
+            try:
+                if not self._create_sha:
+                    # Called by digest: redis-py's Script would check that it exists before
+                    # every call. Loaded on first use and again after a Redis restart.
+                    self._create_sha = str(self.redis.script_load(_CREATE))
+                keys = self._create_key_list
+                return int(self.redis.evalsha(self._create_sha, len(keys), *keys, *args))
+            except NoScriptError:
+                self._create_sha = ""
+                if attempt == 2:
+                    raise
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                raise Unavailable(f"Redis is unreachable: {exc}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def stranded(self, job_ids: Sequence[str]) -> list[str]:
         """Those of ``job_ids`` that are 'queued' in Redis but on no queue or paused list.

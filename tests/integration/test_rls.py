@@ -27,6 +27,8 @@ def _as(app_url: str, user: UserContext) -> psycopg.Connection:
 @pytest.fixture
 def bobs_rows(core: SchedulerCore) -> dict[str, object]:
     job = core.schedule_task(BOB, TaskInput(task_id="secret", user_id=20, handler="noop"))
+    cancelled = core.schedule_delayed_task(BOB, TaskInput(task_id="gone", user_id=20, handler="noop"), delay_ms=60_000)
+    core.cancel_job(BOB, cancelled.job_id)  # leaves a row in job_events
     schedule = core.schedule_recurring_task(
         BOB, TaskInput(task_id="s", user_id=20, handler="noop"), name="bob's", cron_expression="0 * * * *"
     )
@@ -98,8 +100,9 @@ def test_user_cannot_escape_into_another_users_job_by_changing_its_owner(
 
 def test_master_sees_everything(database: tuple[str, str], bobs_rows: dict[str, object]) -> None:
     with _as(database[1], MASTER) as conn:
-        assert len(conn.execute("SELECT * FROM jobs").fetchall()) == 1
+        assert len(conn.execute("SELECT * FROM jobs").fetchall()) == 2
         assert len(conn.execute("SELECT * FROM api_tokens").fetchall()) == 1
+        assert len(conn.execute("SELECT * FROM job_events").fetchall()) == 1
 
 
 def test_without_a_context_nothing_is_visible(database: tuple[str, str], bobs_rows: dict[str, object]) -> None:

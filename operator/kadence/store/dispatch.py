@@ -158,21 +158,16 @@ def insert_tick_jobs(conn: Connection, jobs: Sequence[NewJob]) -> set[str]:
             column.append(value)
     rows = conn.execute(
         """
-        WITH inserted AS (
-            INSERT INTO jobs (id, user_id, task_id, task_goal, priority, handler, args, state,
-                              max_attempts, scheduled_for, schedule_id, tick_at)
-            SELECT r.id, r.user_id, r.task_id, r.task_goal, r.priority, r.handler, r.args::jsonb, r.state,
-                   r.max_attempts, r.scheduled_for, r.schedule_id, r.tick_at
-            FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                        %s::text[], %s::int[], %s::timestamptz[], %s::bigint[], %s::timestamptz[])
-                 AS r(id, user_id, task_id, task_goal, priority, handler, args, state, max_attempts,
-                      scheduled_for, schedule_id, tick_at)
-            ON CONFLICT (id) DO NOTHING
-            RETURNING id, user_id
-        ), events AS (
-            INSERT INTO job_events (job_id, user_id, kind) SELECT id, user_id, 'scheduled' FROM inserted
-        )
-        SELECT id FROM inserted
+        INSERT INTO jobs (id, user_id, task_id, task_goal, priority, handler, args, state,
+                          max_attempts, scheduled_for, schedule_id, tick_at)
+        SELECT r.id, r.user_id, r.task_id, r.task_goal, r.priority, r.handler, r.args::jsonb, r.state,
+               r.max_attempts, r.scheduled_for, r.schedule_id, r.tick_at
+        FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                    %s::text[], %s::int[], %s::timestamptz[], %s::bigint[], %s::timestamptz[])
+             AS r(id, user_id, task_id, task_goal, priority, handler, args, state, max_attempts,
+                  scheduled_for, schedule_id, tick_at)
+        ON CONFLICT (id) DO NOTHING
+        RETURNING id
         """,
         columns,
     ).fetchall()

@@ -77,20 +77,13 @@ def _row_values(new: NewJob) -> tuple[Any, ...]:
 
 
 def insert_job(conn: Connection, new: NewJob, *, check: bool = True) -> bool:
-    """Record a new job and its 'scheduled' event; False if a job with this id already exists.
+    """Record a new job; False if a job with this id already exists.
 
     With ``check=False`` the outcome is not read (so in a pipelined session the insert
-    travels with the commit); use it for freshly generated ids.
+    travels with the commit); use it for freshly generated ids. The job's 'scheduled'
+    event is its row's ``created_at`` (see :func:`job_events`).
     """
-    cursor = conn.execute(
-        f"""
-        WITH inserted AS ({_INSERT_JOB} RETURNING id, user_id)
-        INSERT INTO job_events (job_id, user_id, kind)
-        SELECT id, user_id, '{EventKind.SCHEDULED.value}' FROM inserted
-        RETURNING job_id
-        """,
-        _row_values(new),
-    )
+    cursor = conn.execute(f"{_INSERT_JOB} RETURNING id", _row_values(new))
     return cursor.fetchone() is not None if check else True
 
 
@@ -101,7 +94,7 @@ _COLUMN_TYPES = (
 
 
 def insert_jobs(conn: Connection, jobs: list[NewJob]) -> None:
-    """Record many new jobs and their events in one statement (the bulk path).
+    """Record many new jobs in one statement (the bulk path).
 
     Each column travels as one array and ``unnest`` turns them back into rows, so a
     thousand jobs cost one round trip; existing ids are left as they are.
@@ -112,15 +105,11 @@ def insert_jobs(conn: Connection, jobs: list[NewJob]) -> None:
     arrays = ", ".join(f"%s::{kind}[]" for kind in _COLUMN_TYPES)
     conn.execute(
         f"""
-        WITH inserted AS (
-            INSERT INTO jobs (id, user_id, task_id, task_goal, priority, handler, args, state, max_attempts,
-                              scheduled_for, schedule_id, tick_at, owner,
-                              backoff_base_seconds, backoff_max_seconds, timeout_seconds)
-            SELECT * FROM unnest({arrays})
-            ON CONFLICT (id) DO NOTHING
-            RETURNING id, user_id
-        )
-        INSERT INTO job_events (job_id, user_id, kind) SELECT id, user_id, 'scheduled' FROM inserted
+        INSERT INTO jobs (id, user_id, task_id, task_goal, priority, handler, args, state, max_attempts,
+                          scheduled_for, schedule_id, tick_at, owner,
+                          backoff_base_seconds, backoff_max_seconds, timeout_seconds)
+        SELECT * FROM unnest({arrays})
+        ON CONFLICT (id) DO NOTHING
         """,
         [list(column) for column in columns],
     )
@@ -230,8 +219,18 @@ def mark_attempt_failed(db: Database, job_id: str, attempt: int, error: str, ret
 
 
 def job_events(conn: Connection, job_id: str) -> list[Row]:
+    """A job's audit trail, oldest first: its creation ('scheduled'), then what the workers recorded."""
     return conn.execute(
-        "SELECT kind, attempt, message, created_at FROM job_events WHERE job_id = %s ORDER BY id", (job_id,)
+        f"""
+        SELECT kind, attempt, message, created_at FROM (
+            SELECT '{EventKind.SCHEDULED.value}' AS kind, 0 AS attempt, NULL AS message, created_at, 0 AS seq
+            FROM jobs WHERE id = %s
+            UNION ALL
+            SELECT kind, attempt, message, created_at, id AS seq FROM job_events WHERE job_id = %s
+        ) AS trail
+        ORDER BY seq
+        """,
+        (job_id, job_id),
     ).fetchall()
 
 
