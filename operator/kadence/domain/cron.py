@@ -127,8 +127,14 @@ def _occurrences(spec: CronSpec, wall: datetime, zone: ZoneInfo) -> list[datetim
 
 def next_fire_time(spec: CronSpec, after: datetime) -> datetime:
     """The first instant strictly after ``after`` (tz-aware) at which the schedule fires, in UTC."""
+    return _next_fire_time_utc(spec, after.astimezone(UTC))
+
+
+# Schedules fall due together because they share an expression ("0 * * * *" on the hour),
+# so a burst of thousands asks the same question thousands of times: remember the answers.
+@lru_cache(maxsize=8192)
+def _next_fire_time_utc(spec: CronSpec, after_utc: datetime) -> datetime:
     zone = spec.zone
-    after_utc = after.astimezone(UTC)
     quick = _next_fire_time_fixed_offset(spec, zone, after_utc)
     if quick is not None:
         return quick

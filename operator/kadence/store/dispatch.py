@@ -162,8 +162,8 @@ def insert_tick_jobs(conn: Connection, jobs: Sequence[NewJob]) -> set[str]:
                           max_attempts, scheduled_for, schedule_id, tick_at)
         SELECT r.id, r.user_id, r.task_id, r.task_goal, r.priority, r.handler, r.args::jsonb, r.state,
                r.max_attempts, r.scheduled_for, r.schedule_id, r.tick_at
-        FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                    %s::text[], %s::int[], %s::timestamptz[], %s::bigint[], %s::timestamptz[])
+        FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                    %b::text[], %b::int[], %b::timestamptz[], %b::bigint[], %b::timestamptz[])
              AS r(id, user_id, task_id, task_goal, priority, handler, args, state, max_attempts,
                   scheduled_for, schedule_id, tick_at)
         ON CONFLICT (id) DO NOTHING
@@ -186,7 +186,7 @@ def advance_schedules(conn: Connection, advances: Sequence[ScheduleAdvance]) -> 
             last_job_id = COALESCE(v.last_job_id, s.last_job_id),
             missed_ticks = s.missed_ticks + v.missed,
             skipped_ticks = s.skipped_ticks + v.skipped
-        FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[], %s::text[], %s::bigint[], %s::bigint[])
+        FROM unnest(%b::bigint[], %b::timestamptz[], %b::timestamptz[], %b::text[], %b::bigint[], %b::bigint[])
              AS v(id, next_run, last_run, last_job_id, missed, skipped)
         WHERE s.id = v.id
         """,

@@ -102,7 +102,7 @@ def insert_jobs(conn: Connection, jobs: list[NewJob]) -> None:
     if not jobs:
         return
     columns = list(zip(*(_row_values(new) for new in jobs), strict=True))
-    arrays = ", ".join(f"%s::{kind}[]" for kind in _COLUMN_TYPES)
+    arrays = ", ".join(f"%b::{kind}[]" for kind in _COLUMN_TYPES)
     conn.execute(
         f"""
         INSERT INTO jobs (id, user_id, task_id, task_goal, priority, handler, args, state, max_attempts,
