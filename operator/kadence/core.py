@@ -167,9 +167,13 @@ class SchedulerCore:
         new_id = job_id or str(uuid.uuid4())
         state = JobState.DELAYED if run_at is not None and run_at > self.clock() else JobState.WAITING
         record = job_store.NewJob(new_id, spec, state, run_at, schedule_id=schedule_id, tick_at=tick_at, owner=owner)
-        with self.db.session(ctx) as conn:
-            created = job_store.insert_job(conn, record, check=job_id is not None)
-            existing = None if created else job_store.get_job(conn, new_id)
+        created = job_store.record_job(self.db, ctx, record)
+        existing = None
+        if not created:
+            with self.db.session(ctx) as conn:
+                existing = job_store.get_job(conn, new_id)
+            if existing is None:  # the id belongs to a job this caller cannot see
+                raise Conflict(f"job id {new_id!r} is already in use")
         if existing is not None and existing.state not in (JobState.WAITING, JobState.DELAYED):
             # A retried call for a job that already ran: nothing to queue again.
             return ScheduledJob(new_id, existing.scheduled_for, created=False)

@@ -7,7 +7,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from kadence.core import SchedulerCore, TaskInput
-from kadence.domain.errors import Forbidden, NotFound
+from kadence.domain.errors import Conflict, Forbidden, NotFound
 from kadence.domain.models import Role, UserContext
 
 ALICE = UserContext(10)
@@ -84,6 +84,9 @@ def test_user_cannot_insert_rows_for_another_user(database: tuple[str, str]) -> 
         "VALUES ('forged', 20, 't', 'normal', 'noop', 'waiting', 1)",
         "INSERT INTO cron_schedules (name, cron_expression, user_id) VALUES ('forged', '* * * * *', 20)",
         "INSERT INTO api_tokens (token_hash, user_id, role) VALUES ('x', 10, 'master')",
+        # The one-round-trip insert sets its own context: Alice's context, Bob's row.
+        "SELECT kadence_insert_job('10', 'user', 'forged', 20, 't', '', 'normal', 'noop', '{}', 'waiting', 1,"
+        " NULL, NULL, NULL, NULL, 1, 60, 30)",
     ]
     for statement in statements:
         with _as(database[1], ALICE) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -109,6 +112,22 @@ def test_without_a_context_nothing_is_visible(database: tuple[str, str], bobs_ro
     with psycopg.connect(database[1]) as conn:
         assert conn.execute("SELECT count(*) FROM jobs").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM api_tokens").fetchone() == (0,)
+
+
+def test_the_insert_function_acts_only_for_the_context_it_is_given(database: tuple[str, str]) -> None:
+    with _as(database[1], BOB) as conn:
+        created = conn.execute(
+            "SELECT kadence_insert_job('10', 'user', 'alices', 10, 't', '', 'normal', 'noop', '{}', 'waiting', 1,"
+            " NULL, NULL, NULL, NULL, 1, 60, 30)"
+        ).fetchone()
+        assert created == {"kadence_insert_job": True}
+        # The context was Alice's for that statement's transaction only: Bob sees nothing of hers.
+        assert conn.execute("SELECT count(*) AS n FROM jobs").fetchone() == {"n": 0}
+
+
+def test_a_job_id_another_user_holds_is_a_conflict(core: SchedulerCore, bobs_rows: dict[str, object]) -> None:
+    with pytest.raises(Conflict):
+        core.schedule_task(ALICE, TaskInput(task_id="x", user_id=10, handler="noop"), job_id=str(bobs_rows["job_id"]))
 
 
 def test_core_answers_not_found_for_another_users_job(core: SchedulerCore, bobs_rows: dict[str, object]) -> None:

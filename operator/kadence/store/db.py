@@ -90,17 +90,22 @@ class Database:
         The session runs in pipeline mode: statements whose results are not read before
         the end travel with the commit, so a plain insert costs a single round trip.
         """
-        try:
-            with ExitStack() as stack:
-                if self._system:
-                    conn = stack.enter_context(self._pool.connection())
-                    stack.enter_context(conn.transaction())
-                    conn.execute(_SET_CONTEXT, (str(ctx.user_id), ctx.role.value))
-                    yield conn
-                    return
-                conn = self._begin(stack, ctx)
+        with self._errors_translated(), ExitStack() as stack:
+            if self._system:
+                conn = stack.enter_context(self._pool.connection())
+                stack.enter_context(conn.transaction())
+                conn.execute(_SET_CONTEXT, (str(ctx.user_id), ctx.role.value))
                 yield conn
-                conn.commit()
+                return
+            conn = self._begin(stack, ctx)
+            yield conn
+            conn.commit()
+
+    @contextmanager
+    def _errors_translated(self) -> Iterator[None]:
+        """Turn PostgreSQL's errors into the domain's: unreachable, forbidden, invalid."""
+        try:
+            yield
         except (psycopg.OperationalError, PoolTimeout) as exc:
             self._discard_broken()
             raise Unavailable(f"PostgreSQL is unreachable: {exc}") from exc
@@ -109,6 +114,30 @@ class Database:
             raise Forbidden(f"not allowed: {exc.diag.message_primary}") from exc
         except psycopg.errors.CheckViolation as exc:
             raise InvalidInput(exc.diag.column_name or "body", exc.diag.message_primary or "invalid") from exc
+
+    def call(self, query: str, params: tuple[Any, ...]) -> Row | None:
+        """Run one self-contained statement (a function that sets its own user context) in
+        its own transaction and a single round trip; return its first row.
+
+        Used for statements that are idempotent (an insert that skips existing ids), so one
+        retry on a stale connection after a PostgreSQL restart is safe even if the first
+        attempt reached the server.
+        """
+        with self._errors_translated():
+            for attempt in (1, 2):
+                try:
+                    with self._pool.connection() as conn:
+                        conn.autocommit = True
+                        try:
+                            return conn.execute(query.encode(), params).fetchone()
+                        finally:
+                            with suppress(psycopg.Error):
+                                conn.autocommit = self._system
+                except psycopg.OperationalError:
+                    if attempt == 2:
+                        raise
+                    self._discard_broken()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _begin(self, stack: ExitStack, ctx: UserContext) -> Connection:
         """Check a connection out and set the user context, past one stale connection.

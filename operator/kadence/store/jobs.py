@@ -58,15 +58,6 @@ def _to_job(row: Row) -> Job:
     )
 
 
-_INSERT_JOB = """
-    INSERT INTO jobs (id, user_id, task_id, task_goal, priority, handler, args, state, max_attempts,
-                      scheduled_for, schedule_id, tick_at, owner,
-                      backoff_base_seconds, backoff_max_seconds, timeout_seconds)
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-    ON CONFLICT (id) DO NOTHING
-"""
-
-
 def _row_values(new: NewJob) -> tuple[Any, ...]:
     spec = new.spec
     return (
@@ -76,15 +67,18 @@ def _row_values(new: NewJob) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def insert_job(conn: Connection, new: NewJob, *, check: bool = True) -> bool:
-    """Record a new job; False if a job with this id already exists.
+def record_job(db: Database, ctx: UserContext, new: NewJob) -> bool:
+    """Record a new job acting for ``ctx`` in a single round trip; False if the id exists already.
 
-    With ``check=False`` the outcome is not read (so in a pipelined session the insert
-    travels with the commit); use it for freshly generated ids. The job's 'scheduled'
-    event is its row's ``created_at`` (see :func:`job_events`).
+    The user context and the insert travel as one statement (``kadence_insert_job``), which
+    is what scheduling one task costs in PostgreSQL.
     """
-    cursor = conn.execute(f"{_INSERT_JOB} RETURNING id", _row_values(new))
-    return cursor.fetchone() is not None if check else True
+    placeholders = ", ".join(["%s"] * 18)
+    row = db.call(
+        f"SELECT kadence_insert_job({placeholders}) AS created",
+        (str(ctx.user_id), ctx.role.value, *_row_values(new)),
+    )
+    return bool(row and row["created"])
 
 
 _COLUMN_TYPES = (

@@ -58,5 +58,6 @@ def _grant(conn: psycopg.Connection[tuple[object, ...]], role: str) -> None:
         "GRANT SELECT, INSERT, UPDATE, DELETE ON cron_schedules, jobs, job_events, api_tokens TO {}",
         "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}",
         "GRANT EXECUTE ON FUNCTION kadence_authenticate(text) TO {}",
+        "GRANT EXECUTE ON FUNCTION kadence_insert_job TO {}",
     ):
         conn.execute(sql.SQL(statement).format(ident))
