@@ -335,7 +335,7 @@ class TaskQueue:
         }
 
     @staticmethod
-    def _own_fields(job: BulkJob, now: datetime) -> dict[str, str | bytes | int]:
+    def _own_fields(job: BulkJob, now: datetime, now_text: str) -> dict[str, str | bytes | int]:
         """The fields of one job's RQ hash that are its own."""
         job_id, spec, run_at, schedule_id = job
         data = json.dumps((PERFORM, None, (), job_payload(job_id, spec, run_at, schedule_id))).encode()
@@ -349,7 +349,7 @@ class TaskQueue:
             "status": JobStatus.SCHEDULED.value if delayed else JobStatus.QUEUED.value,
         }
         if not delayed:
-            fields["enqueued_at"] = rq_time(now)
+            fields["enqueued_at"] = now_text
         if spec.max_attempts > 1:  # RQ's own retry re-queues a failed attempt after these delays
             fields["retries_left"] = spec.max_attempts - 1
             fields["retry_intervals"] = _retry_intervals(spec.backoff, spec.max_attempts)
@@ -359,7 +359,7 @@ class TaskQueue:
         self, job_id: str, spec: TaskSpec, run_at: datetime | None, schedule_id: int | None, now: datetime
     ) -> dict[str, str | bytes | int]:
         """The whole RQ job hash of a new job, as RQ's ``Job.save`` would write it."""
-        return self._shared_fields(now) | self._own_fields((job_id, spec, run_at, schedule_id), now)
+        return self._shared_fields(now) | self._own_fields((job_id, spec, run_at, schedule_id), now, rq_time(now))
 
     def _create_keys(self) -> list[str]:
         keys = [PAUSED_KEY, Queue.redis_queues_keys]
@@ -370,12 +370,13 @@ class TaskQueue:
     def _create_args(self, jobs: Sequence[BulkJob]) -> list[Any]:
         now = datetime.now(UTC)
         shared = self._shared_fields(now)
+        now_text = str(shared["created_at"])
         args: list[Any] = [RQJob.redis_job_namespace_prefix, WAKE_CHANNEL, len(shared)]
         for shared_pair in shared.items():
             args += shared_pair
         for job in jobs:
             job_id, spec, run_at, _ = job
-            own = self._own_fields(job, now)
+            own = self._own_fields(job, now, now_text)
             due = f"{_ms(run_at):.0f}" if run_at is not None and run_at > now else ""
             args += (job_id, self._place[spec.priority], due, len(own))
             for own_pair in own.items():
