@@ -188,6 +188,7 @@ def redis_memory(env: BenchEnv, count: int, concurrency: int = 5) -> dict[str, A
     redis = env.redis(0)
     baseline = int(redis.info("memory")["used_memory"])
     figures = {"empty_bytes": baseline}
+    keep = env.core.queue.completed_keep
     pool = start(kadence_command("worker", "--concurrency", str(concurrency)), env.env())
     try:
         done = 0
@@ -198,8 +199,10 @@ def redis_memory(env: BenchEnv, count: int, concurrency: int = 5) -> dict[str, A
                 )
             done = target
             wait_until(lambda t=target: job_counts(env).get("completed", 0) >= t, timeout=900, interval=0.5)
-            time.sleep(11)  # one housekeeping round of the worker pool applies retention
+            # The worker pool's housekeeping (every 10 s) applies retention: measure once it has.
+            wait_until(lambda: env.core.queue.stats().completed <= keep, timeout=60, interval=0.5)
             figures[label] = int(redis.info("memory")["used_memory"])
+            figures[label.replace("bytes", "keys")] = int(redis.dbsize())
     finally:
         stop(pool)
     growth = figures["after_2n_bytes"] - figures["after_n_bytes"]

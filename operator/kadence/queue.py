@@ -101,9 +101,9 @@ def _ms(when: datetime) -> float:
 # jobs were created.
 # KEYS: paused flag, RQ's set of queues, then (queue list, paused list, delayed zset) per queue.
 # ARGV: job key prefix, wake channel, the number n of fields every job shares, those n
-# field/value pairs;
-# then per job: its id, its queue's place in KEYS (1 for the first triple), its due time in
-# ms ('' for now), the number m of its own fields and those m field/value pairs.
+# field/value pairs; then per job: its id, its queue's place in KEYS (1 for the first
+# triple), its due time in ms ('' for now), the number m of its own fields and those m
+# field/value pairs.
 _CREATE = """
 local paused = redis.call('EXISTS', KEYS[1]) == 1
 local shared = {}
@@ -217,6 +217,13 @@ return 1
 class KadenceQueue(Queue):
     """An RQ queue whose delayed jobs (including RQ's own retries) keep millisecond times."""
 
+    def move_dependents_to_ready(
+        self, job: RQJob, pipeline: Any = None, exclude_job_id: str | None = None, refresh_job_status: bool = True
+    ) -> dict[str, list[str]]:
+        # Kadence jobs never depend on one another; RQ would read every finished job's
+        # (empty) set of dependents, one more round trip per job.
+        return {}
+
     def schedule_job(self, job: RQJob, datetime: datetime, pipeline: Any = None, unique: bool = False) -> RQJob:
         pipe = pipeline if pipeline is not None else self.connection.pipeline()
         if datetime.tzinfo is None:
@@ -300,7 +307,6 @@ class TaskQueue:
             priority: KadenceQueue(priority.queue_name, connection=redis, serializer=SERIALIZER)
             for priority in PRIORITIES_BY_URGENCY
         }
-        self._create = redis.register_script(_CREATE)
         self._promote = redis.register_script(_PROMOTE)
         self._cancel = redis.register_script(_CANCEL)
         self._pause = redis.register_script(_PAUSE)
@@ -392,9 +398,9 @@ class TaskQueue:
     def enqueue_many(self, jobs: Sequence[BulkJob]) -> int:
         """Queue every job whose id is not in Redis yet, in one round trip; returns how many.
 
-        One atomic script creates the whole batch, so a job that another process (a second
-        dispatcher, the recovery sweep, a retried call) queues at the same moment is created
-        once, and a batch is applied whole or not at all.
+        One script creates the whole batch atomically (no other command runs in between),
+        so a job that another process (a second dispatcher, the recovery sweep, a retried
+        call) queues at the same moment is created once, and no worker sees half a batch.
         """
         if not jobs:
             return 0

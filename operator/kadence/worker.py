@@ -197,8 +197,9 @@ class KadenceWorker(SimpleWorker):
     state already written is not written again, and suspension is checked once a second.
     """
 
-    _beat_ttl: int | None = None
+    _beat_ttl: int | None = None  # the expiry the last heartbeat set, and when it was sent
     _beat_at: float = 0.0
+    _suspension_checked_at: float = 0.0
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         ttl = timeout or self.worker_ttl + 60
@@ -211,8 +212,6 @@ class KadenceWorker(SimpleWorker):
                 super().heartbeat(timeout, pipeline=pipe)
                 pipe.execute()
         self._beat_ttl, self._beat_at = ttl, time.monotonic()
-
-    _suspension_checked_at: float = 0.0
 
     def set_state(self, state: str, pipeline: Any = None) -> None:
         if pipeline is None and state == self._state:
