@@ -127,9 +127,8 @@ def _cron_and_operator_summary(report: dict[str, Any]) -> dict[str, Any]:
         out["cron_burst_s"] = {
             "schedules": burst["schedules"],
             "target": burst["target_s"],
-            "dispatchers_1": burst["dispatchers_1"]["seconds_to_all_queued"],
-            "dispatchers_3": burst["dispatchers_3"]["seconds_to_all_queued"],
-            "duplicates": burst["dispatchers_1"]["duplicates"] + burst["dispatchers_3"]["duplicates"],
+            **{key: run["seconds_to_all_queued"] for key, run in burst.items() if key.startswith("dispatchers_")},
+            "duplicates": sum(run["duplicates"] for key, run in burst.items() if key.startswith("dispatchers_")),
         }
     if lateness:
         three, one, rq_cron = (
