@@ -29,7 +29,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue
-from rq.defaults import CALLBACK_TIMEOUT
 from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE
 from rq.job import Job as RQJob
 from rq.job import JobStatus
@@ -45,6 +44,12 @@ log = logging.getLogger(__name__)
 PERFORM = "kadence.worker.perform_task"
 ON_SUCCESS = "kadence.worker.on_job_success"
 ON_FAILURE = "kadence.worker.on_job_failure"
+
+# How long RQ lets Kadence's success and failure callbacks run. They record the outcome in
+# PostgreSQL and wait out an outage doing so (``worker.RECORD_PATIENCE_SECONDS``); with RQ's
+# default of 60 s a longer outage would cut them short and count a finished job as failed,
+# so that it ran again.
+CALLBACK_TIMEOUT_SECONDS = 180
 
 PAUSED_KEY = "kadence:paused"
 WAKE_CHANNEL = "kadence:wake"
@@ -334,8 +339,8 @@ class TaskQueue:
             "last_heartbeat": "",
             "worker_name": "",
             "group_id": "",
-            "success_callback_timeout": CALLBACK_TIMEOUT,
-            "failure_callback_timeout": CALLBACK_TIMEOUT,
+            "success_callback_timeout": CALLBACK_TIMEOUT_SECONDS,
+            "failure_callback_timeout": CALLBACK_TIMEOUT_SECONDS,
             "result_ttl": self.completed_max_age_seconds,
             "failure_ttl": self.completed_max_age_seconds * 7,
         }

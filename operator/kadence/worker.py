@@ -36,7 +36,7 @@ from kadence.domain.models import PRIORITIES_BY_URGENCY, Priority, UserContext
 from kadence.domain.policies import attempt_number
 from kadence.domain.validation import parse_priority
 from kadence.handlers import Handler, TaskContext, build_handlers
-from kadence.queue import SERIALIZER, KadenceQueue, Promoter, TaskQueue
+from kadence.queue import CALLBACK_TIMEOUT_SECONDS, SERIALIZER, KadenceQueue, Promoter, TaskQueue
 from kadence.store import jobs as job_store
 from kadence.store.db import Database
 
@@ -70,8 +70,8 @@ def _get_runtime() -> WorkerRuntime:
 
 # How long a worker keeps trying to record a job's progress while PostgreSQL is away: the
 # worker waits instead of failing attempts that never ran, or losing the outcome of ones
-# that did.
-RECORD_PATIENCE_SECONDS = 120.0
+# that did. It stays well within the time RQ allows the callbacks that do the recording.
+RECORD_PATIENCE_SECONDS = CALLBACK_TIMEOUT_SECONDS - 60.0
 
 
 def _until_recorded(record: Callable[..., bool], *args: Any) -> bool:

@@ -14,7 +14,7 @@ from rq.job import JobStatus, Retry
 
 from kadence.domain.models import Backoff, Priority, TaskSpec
 from kadence.domain.policies import backoff_schedule
-from kadence.queue import ON_FAILURE, ON_SUCCESS, PERFORM, SERIALIZER, TaskQueue, job_payload
+from kadence.queue import CALLBACK_TIMEOUT_SECONDS, ON_FAILURE, ON_SUCCESS, PERFORM, SERIALIZER, TaskQueue, job_payload
 
 NOW = datetime(2026, 3, 29, 1, 30, 0, 123456, tzinfo=UTC)
 
@@ -40,8 +40,8 @@ def _rq_hash(queue: TaskQueue, job_id: str, spec: TaskSpec, run_at: datetime | N
         result_ttl=queue.completed_max_age_seconds,
         failure_ttl=queue.completed_max_age_seconds * 7,
         retry=Retry(max=spec.max_attempts - 1, interval=cast(list[int], delays)) if delays else None,
-        on_success=Callback(ON_SUCCESS),
-        on_failure=Callback(ON_FAILURE),
+        on_success=Callback(ON_SUCCESS, timeout=CALLBACK_TIMEOUT_SECONDS),
+        on_failure=Callback(ON_FAILURE, timeout=CALLBACK_TIMEOUT_SECONDS),
         description=f"{spec.handler} task {spec.task_id}",
     )
     job.created_at = NOW
