@@ -73,11 +73,8 @@ def record_job(db: Database, ctx: UserContext, new: NewJob) -> bool:
     The user context and the insert travel as one statement (``kadence_insert_job``), which
     is what scheduling one task costs in PostgreSQL.
     """
-    placeholders = ", ".join(["%s"] * 18)
-    row = db.call(
-        f"SELECT kadence_insert_job({placeholders}) AS created",
-        (str(ctx.user_id), ctx.role.value, *_row_values(new)),
-    )
+    params = (str(ctx.user_id), ctx.role.value, *_row_values(new))
+    row = db.call(f"SELECT kadence_insert_job({', '.join(['%s'] * len(params))}) AS created", params)
     return bool(row and row["created"])
 
 
