@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -38,6 +39,15 @@ def test_a_job_id_makes_scheduling_idempotent(master: httpx.Client) -> None:
     second = master.post("/api/scheduler/schedule", json={**NOOP, "jobId": "order-42"})
     assert (first.status_code, second.status_code) == (201, 200)
     assert first.json()["jobId"] == second.json()["jobId"] == "order-42"
+
+
+def test_a_job_id_another_user_holds_is_a_conflict(user_client: Callable[[int], httpx.Client]) -> None:
+    alice, bob = user_client(7), user_client(8)
+    assert alice.post("/api/scheduler/schedule", json={**NOOP, "jobId": "shared-1"}).status_code == 201
+    taken = bob.post("/api/scheduler/schedule", json={**NOOP, "userId": 8, "jobId": "shared-1"})
+    assert taken.status_code == 409 and taken.json()["error"] == "conflict", taken.text
+    assert "shared-1" in taken.text
+    assert alice.get("/api/scheduler/job/shared-1").json()["userId"] == 7
 
 
 def test_unknown_job_is_404(master: httpx.Client) -> None:
