@@ -41,7 +41,7 @@ from kadence.domain.validation import (
     parse_user_id,
     resolve_run_at,
 )
-from kadence.queue import TaskQueue
+from kadence.queue import BulkJob, TaskQueue
 from kadence.store import jobs as job_store
 from kadence.store import schedules as schedule_store
 from kadence.store import tokens as token_store
@@ -421,16 +421,17 @@ class SchedulerCore:
         system = UserContext.system()
         with self.db.session(system) as conn:
             pending = job_store.pending_jobs_older_than(conn, grace_seconds, limit)
-        requeued = 0
         now = self.clock()
         missing = set(self.queue.missing([job.job_id for job, _ in pending]))
-        for job, spec in pending:
-            if job.job_id not in missing:
-                continue
-            run_at = job.scheduled_for if job.scheduled_for and job.scheduled_for > now else None
-            if self.queue.enqueue(job.job_id, spec, run_at=run_at, schedule_id=job.schedule_id).created:
-                requeued += 1
-                log.warning("lost job queued again job_id=%s state=%s", job.job_id, job.state.value)
+        lost: list[BulkJob] = [
+            (job.job_id, spec, job.scheduled_for if job.scheduled_for and job.scheduled_for > now else None,
+             job.schedule_id)
+            for job, spec in pending
+            if job.job_id in missing
+        ]  # fmt: skip
+        requeued = self.queue.enqueue_many(lost)
+        if requeued:
+            log.warning("lost jobs queued again count=%s job_ids=%s", requeued, [job[0] for job in lost][:20])
         return requeued
 
     def stranded_jobs(self, grace_seconds: float = 30.0, limit: int = 500) -> set[str]:

@@ -242,7 +242,7 @@ class Dispatcher:
                         schedule.id, plan.next_run, plan.tick, job_id, plan.missed_ticks, plan.skipped_ticks
                     )
                 )
-            inserted = dispatch_store.insert_tick_jobs(conn, new_jobs)
+            inserted = job_store.insert_jobs(conn, new_jobs)
             dispatch_store.advance_schedules(conn, advances)
             dispatch_store.prune_history(conn, [s.id for s in due])
             self._crash.reached("BEFORE_COMMIT")
@@ -327,11 +327,11 @@ class Dispatcher:
             missing = self.queue.missing([job_id for _, job_id in page])
             if missing:
                 with self.db.session(SYSTEM) as conn:
-                    locked = dispatch_store.lock_pending_jobs(conn, missing)
-                    still_missing = set(self.queue.missing([job.job_id for job in locked]))
+                    locked = job_store.lock_pending_jobs(conn, missing)
+                    still_missing = set(self.queue.missing([job.job_id for job, _ in locked]))
                     bulk: list[BulkJob] = [
-                        (job.job_id, self._pending_spec(job), job.scheduled_for, job.schedule_id)
-                        for job in locked
+                        (job.job_id, spec, job.scheduled_for, job.schedule_id)
+                        for job, spec in locked
                         if job.job_id in still_missing
                     ]
                     count = self.queue.enqueue_many(bulk)
@@ -346,19 +346,6 @@ class Dispatcher:
             if len(page) < RECOVERY_PAGE:
                 break
         return requeued
-
-    def _pending_spec(self, job: dispatch_store.PendingJob) -> TaskSpec:
-        return TaskSpec(
-            task_id=job.task_id,
-            user_id=job.user_id,
-            task_goal=job.task_goal,
-            priority=job.priority,
-            max_attempts=job.max_attempts,
-            handler=job.handler,
-            args=dict(job.args),
-            backoff=self.defaults.backoff,
-            timeout_seconds=self.defaults.timeout_seconds,
-        )
 
     # -- the loop ------------------------------------------------------------------------
 

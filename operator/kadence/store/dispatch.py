@@ -1,4 +1,6 @@
-"""The dispatcher's SQL: lock due schedules, record their tick jobs, advance them, prune history.
+"""The dispatcher's SQL: lock due schedules, advance them, prune history.
+
+The tick jobs themselves are recorded like any other jobs (``kadence.store.jobs.insert_jobs``).
 
 Every function runs inside the caller's transaction (a master session). Due rows are taken
 with ``FOR UPDATE SKIP LOCKED``, so any number of dispatchers share the work without a
@@ -7,7 +9,6 @@ leader: a row is handled by exactly one of them per transaction.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,15 +16,12 @@ from datetime import datetime
 from kadence.domain.models import ConcurrencyPolicy, Priority
 from kadence.domain.ticks import DueSchedule
 from kadence.store.db import Connection, Row, count_affected
-from kadence.store.jobs import NewJob
 
 _DUE_COLUMNS = (
     "id, user_id, task_goal, cron_expression, timezone, priority, max_attempts, handler, args, "
     "concurrency_policy, starting_deadline_seconds, jitter_seconds, successful_jobs_history_limit, "
     "failed_jobs_history_limit, next_run"
 )
-
-_PENDING_COLUMNS = "id, user_id, task_id, task_goal, priority, handler, args, max_attempts, scheduled_for, schedule_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,22 +45,6 @@ class UnfinishedJob:
     priority: Priority
 
 
-@dataclass(frozen=True, slots=True)
-class PendingJob:
-    """A recorded, not yet started job of a schedule (what re-queueing it needs)."""
-
-    job_id: str
-    user_id: int
-    task_id: str
-    task_goal: str
-    priority: Priority
-    handler: str
-    args: dict[str, object]
-    max_attempts: int
-    scheduled_for: datetime | None
-    schedule_id: int | None
-
-
 def _to_due(row: Row) -> DueSchedule:
     return DueSchedule(
         id=row["id"],
@@ -80,21 +62,6 @@ def _to_due(row: Row) -> DueSchedule:
         successful_jobs_history_limit=row["successful_jobs_history_limit"],
         failed_jobs_history_limit=row["failed_jobs_history_limit"],
         next_run=row["next_run"],
-    )
-
-
-def _to_pending(row: Row) -> PendingJob:
-    return PendingJob(
-        job_id=row["id"],
-        user_id=row["user_id"],
-        task_id=row["task_id"],
-        task_goal=row["task_goal"],
-        priority=Priority(row["priority"]),
-        handler=row["handler"],
-        args=row["args"],
-        max_attempts=row["max_attempts"],
-        scheduled_for=row["scheduled_for"],
-        schedule_id=row["schedule_id"],
     )
 
 
@@ -136,42 +103,6 @@ def unfinished_jobs(conn: Connection, schedule_ids: Sequence[int]) -> dict[int, 
             UnfinishedJob(row["id"], row["schedule_id"], Priority(row["priority"]))
         )
     return found
-
-
-def insert_tick_jobs(conn: Connection, jobs: Sequence[NewJob]) -> set[str]:
-    """Record the jobs of many ticks in one statement; returns the ids that are new.
-
-    An id that already exists (the tick was recorded before) is left alone and not returned,
-    so the caller never queues a tick twice.
-    """
-    if not jobs:
-        return set()
-    columns: list[list[object]] = [[] for _ in range(12)]
-    for new in jobs:
-        spec = new.spec
-        values = (
-            new.job_id, spec.user_id, spec.task_id, spec.task_goal, spec.priority.value, spec.handler,
-            json.dumps(spec.args), new.state.value, spec.max_attempts, new.scheduled_for, new.schedule_id,
-            new.tick_at,
-        )
-        for column, value in zip(columns, values, strict=True):
-            column.append(value)
-    rows = conn.execute(
-        """
-        INSERT INTO jobs (id, user_id, task_id, task_goal, priority, handler, args, state,
-                          max_attempts, scheduled_for, schedule_id, tick_at)
-        SELECT r.id, r.user_id, r.task_id, r.task_goal, r.priority, r.handler, r.args::jsonb, r.state,
-               r.max_attempts, r.scheduled_for, r.schedule_id, r.tick_at
-        FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
-                    %b::text[], %b::int[], %b::timestamptz[], %b::bigint[], %b::timestamptz[])
-             AS r(id, user_id, task_id, task_goal, priority, handler, args, state, max_attempts,
-                  scheduled_for, schedule_id, tick_at)
-        ON CONFLICT (id) DO NOTHING
-        RETURNING id
-        """,
-        columns,
-    ).fetchall()
-    return {row["id"] for row in rows}
 
 
 def advance_schedules(conn: Connection, advances: Sequence[ScheduleAdvance]) -> None:
@@ -251,25 +182,6 @@ def pending_schedule_jobs(
             (created_before, after[0], after[1], limit),
         ).fetchall()
     return [(row["created_at"], row["id"]) for row in rows]
-
-
-def lock_pending_jobs(conn: Connection, job_ids: Sequence[str]) -> list[PendingJob]:
-    """Lock those of ``job_ids`` that are still waiting or delayed (rows others hold are skipped).
-
-    While the lock is held no worker can mark the job started, so its state cannot change
-    under the caller.
-    """
-    if not job_ids:
-        return []
-    rows = conn.execute(
-        f"""
-        SELECT {_PENDING_COLUMNS} FROM jobs
-        WHERE id = ANY(%s) AND state IN ('waiting', 'delayed')
-        FOR UPDATE SKIP LOCKED
-        """,
-        (list(job_ids),),
-    ).fetchall()
-    return [_to_pending(row) for row in rows]
 
 
 def schedule_counters(conn: Connection, schedule_id: int) -> Row | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -84,26 +85,29 @@ _COLUMN_TYPES = (
 )  # fmt: skip
 
 
-def insert_jobs(conn: Connection, jobs: list[NewJob]) -> None:
-    """Record many new jobs in one statement (the bulk path).
+def insert_jobs(conn: Connection, jobs: Sequence[NewJob]) -> set[str]:
+    """Record many new jobs in one statement; returns the ids that are new.
 
     Each column travels as one array and ``unnest`` turns them back into rows, so a
-    thousand jobs cost one round trip; existing ids are left as they are.
+    thousand jobs cost one round trip. An id that exists already (a tick recorded before,
+    say) is left alone and not returned, so the caller never queues it twice.
     """
     if not jobs:
-        return
+        return set()
     columns = list(zip(*(_row_values(new) for new in jobs), strict=True))
     arrays = ", ".join(f"%b::{kind}[]" for kind in _COLUMN_TYPES)
-    conn.execute(
+    rows = conn.execute(
         f"""
         INSERT INTO jobs (id, user_id, task_id, task_goal, priority, handler, args, state, max_attempts,
                           scheduled_for, schedule_id, tick_at, owner,
                           backoff_base_seconds, backoff_max_seconds, timeout_seconds)
         SELECT * FROM unnest({arrays})
         ON CONFLICT (id) DO NOTHING
+        RETURNING id
         """,
         [list(column) for column in columns],
-    )
+    ).fetchall()
+    return {row["id"] for row in rows}
 
 
 def get_job(conn: Connection, job_id: str) -> Job | None:
@@ -263,15 +267,38 @@ def delete_all_jobs(conn: Connection) -> int:
     return count_affected(conn, "DELETE FROM jobs")
 
 
+_PENDING_COLUMNS = f"{_COLUMNS}, backoff_base_seconds, backoff_max_seconds, timeout_seconds"
+
+
 def pending_jobs_older_than(conn: Connection, age_seconds: float, limit: int) -> list[tuple[Job, TaskSpec]]:
     """Waiting or delayed jobs created more than ``age_seconds`` ago, with the spec to queue them again."""
     rows = conn.execute(
         f"""
-        SELECT {_COLUMNS}, backoff_base_seconds, backoff_max_seconds, timeout_seconds FROM jobs
+        SELECT {_PENDING_COLUMNS} FROM jobs
         WHERE state IN ('waiting', 'delayed') AND created_at < now() - make_interval(secs => %s)
         ORDER BY created_at LIMIT %s
         """,
         (age_seconds, limit),
+    ).fetchall()
+    return [(_to_job(row), _to_spec(row)) for row in rows]
+
+
+def lock_pending_jobs(conn: Connection, job_ids: Sequence[str]) -> list[tuple[Job, TaskSpec]]:
+    """Lock those of ``job_ids`` that are still waiting or delayed (rows others hold are skipped),
+    with the spec to queue them again.
+
+    While the lock is held no worker can mark the job started, so its state cannot change
+    under the caller.
+    """
+    if not job_ids:
+        return []
+    rows = conn.execute(
+        f"""
+        SELECT {_PENDING_COLUMNS} FROM jobs
+        WHERE id = ANY(%s) AND state IN ('waiting', 'delayed')
+        FOR UPDATE SKIP LOCKED
+        """,
+        (list(job_ids),),
     ).fetchall()
     return [(_to_job(row), _to_spec(row)) for row in rows]
 

@@ -22,8 +22,7 @@ from kadence.api.schemas import (
     TaskIn,
 )
 from kadence.core import ScheduledJob, SchedulerCore, TaskInput
-from kadence.domain.errors import Conflict, NotFound
-from kadence.domain.models import Priority, UserContext
+from kadence.domain.models import Priority
 from kadence.domain.validation import parse_priority
 
 router = APIRouter(prefix="/api/scheduler", tags=["scheduler"])
@@ -35,15 +34,13 @@ def priority_of(task: TaskIn, core: SchedulerCore) -> Priority:
     return core.defaults.priority if task.priority is None else parse_priority(task.priority)
 
 
-def _answer(core: SchedulerCore, user: UserContext, scheduled: ScheduledJob, response: Response) -> None:
-    """201 for a new job; 200 when an idempotency key named an existing job of the caller."""
-    if scheduled.created:
-        return
-    try:
-        core.get_job(user, scheduled.job_id)
-    except NotFound:
-        raise Conflict(f"jobId {scheduled.job_id} is already taken") from None
-    response.status_code = status.HTTP_200_OK
+def _answer(scheduled: ScheduledJob, response: Response) -> None:
+    """201 for a new job; 200 when an idempotency key named an existing job of the caller.
+
+    (An id held by another user's job is a Conflict raised by the core.)
+    """
+    if not scheduled.created:
+        response.status_code = status.HTTP_200_OK
 
 
 @router.post(
@@ -55,7 +52,7 @@ def _answer(core: SchedulerCore, user: UserContext, scheduled: ScheduledJob, res
 def schedule(body: ScheduleTaskIn, user: CurrentUser, core: CoreDep, metrics: MetricsDep,
              response: Response) -> ScheduledOut:
     scheduled = core.schedule_task(user, TaskInput.from_fields(body), job_id=body.job_id)
-    _answer(core, user, scheduled, response)
+    _answer(scheduled, response)
     if scheduled.created:
         metrics.job_scheduled(priority_of(body, core))
     return ScheduledOut(job_id=scheduled.job_id, scheduled_for=scheduled.scheduled_for)
@@ -72,7 +69,7 @@ def schedule_delayed(body: DelayedTaskIn, user: CurrentUser, core: CoreDep, metr
     scheduled = core.schedule_delayed_task(
         user, TaskInput.from_fields(body), delay_ms=body.delay, run_at=body.run_at, job_id=body.job_id
     )
-    _answer(core, user, scheduled, response)
+    _answer(scheduled, response)
     if scheduled.created:
         metrics.job_scheduled(priority_of(body, core))
     return ScheduledOut(job_id=scheduled.job_id, scheduled_for=scheduled.scheduled_for)
